@@ -1,0 +1,2 @@
+# WebSocket routes, gathered from the apps that serve them.
+websocket_urlpatterns: list = []

@@ -1,0 +1,246 @@
+"""Appstrate settings: the only module that reads the environment.
+
+Each optional service switches its adapters on (DESIGN.md section 1); `infra.mode.decide`
+turns the raw variables into the tier and one adapter per port.
+"""
+
+import secrets
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from infra.mode import decide
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.FileAwareEnv()  # SECRET_KEY_FILE=/run/secrets/key works for Docker secrets
+if (BASE_DIR / ".env").is_file():
+    environ.Env.read_env(BASE_DIR / ".env")  # real environment variables win (setdefault)
+
+# Local state at tiers 0 and 1: the SQLite file, generated dev keys, stored files.
+DATA_DIR = Path(env.str("APPSTRATE_DATA_DIR", default=str(BASE_DIR / "data")))
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+# A fresh checkout runs with nothing set; production turns DEBUG off and must supply secrets.
+DEBUG = env.bool("DEBUG", default=True)
+
+
+def _dev_secret(name: str, make) -> str:
+    """Read a development secret from data/, creating it once (only ever with DEBUG on)."""
+    path = DATA_DIR / name
+    if not path.exists():
+        path.write_text(make())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set and DEBUG is off. Fix: set SECRET_KEY (or SECRET_KEY_FILE) "
+            "to a long random string, or DEBUG=true for local development."
+        )
+    SECRET_KEY = _dev_secret("secret_key", lambda: secrets.token_urlsafe(50))
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# The service variables that pick the tier.
+DATABASE_URL = env.str("DATABASE_URL", default="")
+REDIS_URL = env.str("REDIS_URL", default="")
+S3_BUCKET = env.str("S3_BUCKET", default="")
+RUN_ADAPTER = env.str("RUN_ADAPTER", default="process")
+APPSTRATE_MODE = decide(
+    database_url=DATABASE_URL, redis_url=REDIS_URL, s3_bucket=S3_BUCKET, run_adapter=RUN_ADAPTER
+)
+
+INSTALLED_APPS = [
+    "daphne",  # first, so runserver serves ASGI: HTTP and WebSockets in one process
+    "appstrate.apps.ConsoleAdminConfig",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "infra",
+    "workflows",
+    "runs",
+    "credentials",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "appstrate.urls"
+WSGI_APPLICATION = "appstrate.wsgi.application"
+ASGI_APPLICATION = "appstrate.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# Database: SQLite in data/ by default (WAL, IMMEDIATE transactions so writers queue instead of
+# failing on lock upgrade, and a busy timeout); PostgreSQL when DATABASE_URL names one.
+DATABASES = {
+    "default": env.db_url_config(DATABASE_URL)
+    if DATABASE_URL
+    else {"ENGINE": "django.db.backends.sqlite3", "NAME": DATA_DIR / "db.sqlite3"}
+}
+if APPSTRATE_MODE.database == "sqlite":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        }
+    )
+    # A file (not memory) so executor threads and subprocesses in tests see the same data.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test_db.sqlite3")}
+else:
+    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Redis (tier 2+): one URL feeds the broker, the channel layer, cancel pub-sub and the
+# rate-limit cache; each use gets its own key prefix.
+REDIS_PREFIX = env.str("REDIS_PREFIX", default="appstrate")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": f"{REDIS_PREFIX}:cache",
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
+        }
+    }
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{REDIS_PREFIX}:ch"},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # django-ratelimit refuses a local-memory cache because it is not shared between processes.
+    # At tiers 0 and 1 there is exactly one serving process, so a per-process limit is correct.
+    SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
+RATELIMIT_USE_CACHE = "default"
+
+# Celery (tier 2+). The longest run allowed bounds the visibility timeout, so Redis never
+# redelivers a run that is still executing.
+RUN_MAX_TIMEOUT_SECONDS = env.int("RUN_MAX_TIMEOUT_SECONDS", default=6 * 3600)
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": RUN_MAX_TIMEOUT_SECONDS + 600,
+    "global_keyprefix": f"{REDIS_PREFIX}:celery:",
+    "socket_connect_timeout": 2,
+    "max_retries": 0,
+}
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_DEFAULT_QUEUE", default="appstrate")
+
+# The in-process executor (tiers 0 and 1): how many runs execute at once in the serving process.
+EXECUTOR_CONCURRENCY = env.int("EXECUTOR_CONCURRENCY", default=4)
+# Steps of one run that may execute at the same time.
+STEP_CONCURRENCY = env.int("STEP_CONCURRENCY", default=4)
+# How often an executor heartbeats its runs, and when a silent run counts as orphaned.
+HEARTBEAT_SECONDS = env.float("HEARTBEAT_SECONDS", default=5.0)
+ORPHAN_AFTER_SECONDS = env.float("ORPHAN_AFTER_SECONDS", default=30.0)
+
+# Storage: local files in data/storage, or S3 via django-storages when S3_BUCKET is set.
+S3_ENDPOINT_URL = env.str("S3_ENDPOINT_URL", default="")
+S3_REGION = env.str("S3_REGION", default="us-east-1")
+S3_ACCESS_KEY_ID = env.str("S3_ACCESS_KEY_ID", default="")
+S3_SECRET_ACCESS_KEY = env.str("S3_SECRET_ACCESS_KEY", default="")
+if S3_BUCKET:
+    _default_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": S3_BUCKET,
+            "endpoint_url": S3_ENDPOINT_URL or None,
+            "region_name": S3_REGION,
+            "access_key": S3_ACCESS_KEY_ID or None,
+            "secret_key": S3_SECRET_ACCESS_KEY or None,
+            "addressing_style": "path",
+            "file_overwrite": False,
+        },
+    }
+else:
+    _default_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": DATA_DIR / "storage"},
+    }
+STORAGES = {
+    "default": _default_storage,
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# Run isolation: a subprocess per script step, or (RUN_ADAPTER=docker) a container per run.
+DOCKER_HOST = env.str("DOCKER_HOST", default="")
+RUN_IMAGE = env.str("RUN_IMAGE", default="appstrate/run:latest")
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "admin:login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = DATA_DIR / "static"
+
+# Production hardening, on whenever DEBUG is off (`manage.py check --deploy` stays clean).
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = not DEBUG
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_PRELOAD = not DEBUG
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+# Body limit for the API and webhooks: bigger requests get a 413, never a 500.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BYTES", default=1024 * 1024)
+
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        name: {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False}
+        for name in ("appstrate", "infra", "workflows", "runs", "credentials")
+    },
+}

@@ -1,0 +1,1 @@
+# Credential models arrive with the credentials issue (#5).

@@ -1,0 +1,18 @@
+import logging
+
+from django.apps import AppConfig
+
+logger = logging.getLogger("infra")
+
+
+class InfraConfig(AppConfig):
+    name = "infra"
+    verbose_name = "Infrastructure"
+
+    def ready(self) -> None:
+        from infra import services
+        from infra.registry import get_mode
+
+        # A misconfigured service stops web, worker and manage.py here, not at the first request.
+        services.check_boot_requirements()
+        logger.info(get_mode().startup_line())

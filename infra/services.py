@@ -1,0 +1,111 @@
+"""Service probes: shared by boot checks, `manage.py doctor` and `/readyz`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connections
+
+from infra.registry import get_mode
+
+PROBE_TIMEOUT_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class Probe:
+    service: str
+    adapter: str
+    ok: bool
+    detail: str
+
+
+def probe_database() -> Probe:
+    mode = get_mode()
+    try:
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return Probe("database", mode.database, True, "answers")
+    except Exception as exc:  # any driver error means "down" to an operator
+        return Probe("database", mode.database, False, _first_line(exc))
+
+
+def probe_redis() -> Probe:
+    import redis
+
+    try:
+        client = redis.Redis.from_url(
+            settings.REDIS_URL,
+            socket_connect_timeout=PROBE_TIMEOUT_SECONDS,
+            socket_timeout=PROBE_TIMEOUT_SECONDS,
+        )
+        client.ping()
+        return Probe("redis", "redis", True, "answers")
+    except Exception as exc:
+        return Probe("redis", "redis", False, _first_line(exc))
+
+
+def probe_storage() -> Probe:
+    mode = get_mode()
+    if mode.storage == "local":
+        location = settings.STORAGES["default"]["OPTIONS"]["location"]
+        try:
+            location.mkdir(parents=True, exist_ok=True)
+            return Probe("storage", "local", True, str(location))
+        except OSError as exc:
+            return Probe("storage", "local", False, _first_line(exc))
+    try:
+        from infra.registry import get_storage
+
+        storage = get_storage()
+        storage.connection.meta.client.head_bucket(Bucket=settings.S3_BUCKET)
+        return Probe("storage", "s3", True, f"bucket {settings.S3_BUCKET} answers")
+    except Exception as exc:
+        return Probe("storage", "s3", False, f"bucket {settings.S3_BUCKET}: {_first_line(exc)}")
+
+
+def probe_docker() -> Probe:
+    try:
+        import docker
+
+        kwargs = {"timeout": int(PROBE_TIMEOUT_SECONDS) or 1}
+        client = (
+            docker.DockerClient(base_url=settings.DOCKER_HOST, **kwargs)
+            if settings.DOCKER_HOST
+            else docker.from_env(**kwargs)
+        )
+        client.ping()
+        return Probe("docker", "docker", True, "engine answers")
+    except Exception as exc:
+        return Probe("docker", "docker", False, _first_line(exc))
+
+
+def probe_all() -> list[Probe]:
+    """Probe every service the current mode uses."""
+    mode = get_mode()
+    probes = [probe_database()]
+    if mode.executor == "celery":
+        probes.append(probe_redis())
+    probes.append(probe_storage())
+    if mode.run_adapter == "docker":
+        probes.append(probe_docker())
+    return probes
+
+
+def check_boot_requirements() -> None:
+    """Stop the process when a chosen adapter cannot work at all (DESIGN.md section 1)."""
+    mode = get_mode()
+    if mode.run_adapter == "docker":
+        probe = probe_docker()
+        if not probe.ok:
+            raise ImproperlyConfigured(
+                f"RUN_ADAPTER=docker but no Docker engine answers ({probe.detail}). "
+                "Fix: start dockerd or set DOCKER_HOST, or unset RUN_ADAPTER to run steps "
+                "as subprocesses."
+            )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".strip(": ")

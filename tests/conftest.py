@@ -1,0 +1,36 @@
+import os
+
+import pytest
+from django.conf import settings
+
+# Playwright's sync API runs an event loop in the test thread; Django must allow ORM calls there.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+def pytest_collection_modifyitems(config, items):
+    # Tier 2 tests need the services of the tier 2 pass; at tier 0 they are deselected, not
+    # skipped, so a skip never hides a gap: bin/test runs both passes.
+    if settings.REDIS_URL:
+        return
+    keep = [item for item in items if "tier2" not in item.keywords]
+    if len(keep) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if "tier2" in i.keywords])
+        items[:] = keep
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # For speed, as healthchecks does.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def alice(django_user_model):
+    """An operator: superuser, may do everything."""
+    return django_user_model.objects.create_superuser("alice", "alice@example.com", "password")
+
+
+@pytest.fixture
+def alice_client(client, alice):
+    client.force_login(alice)
+    return client
