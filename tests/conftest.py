@@ -34,3 +34,29 @@ def alice(django_user_model):
 def alice_client(client, alice):
     client.force_login(alice)
     return client
+
+
+def _staff_with_perms(django_user_model, username, codenames):
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user(username, f"{username}@example.com", "password")
+    user.is_staff = True
+    user.save(update_fields=["is_staff"])
+    user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+    return user
+
+
+@pytest.fixture
+def bob(django_user_model):
+    """A viewer: staff who may look at workflows and runs (view_* only), and do nothing else."""
+    return _staff_with_perms(
+        django_user_model,
+        "bob",
+        ["view_workflow", "view_workflowversion", "view_run", "view_steprun", "view_runevent"],
+    )
+
+
+@pytest.fixture
+def charlie(django_user_model):
+    """Staff with no permissions at all: should see no runs, live or otherwise."""
+    return _staff_with_perms(django_user_model, "charlie", [])
