@@ -114,7 +114,9 @@ class RunEventsConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         request = _parse_client_message(text_data)
         if request is None:
-            await self._send_json({"kind": "error", "message": "Send JSON like {\"action\": \"cancel\"}."})
+            await self._send_json(
+                {"kind": "error", "message": 'Send JSON like {"action": "cancel"}.'}
+            )
             return
         if request.get("action") == "cancel":
             await self._send_json(await database_sync_to_async(self._cancel)())

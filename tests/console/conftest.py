@@ -26,14 +26,34 @@ PIPELINE = {
     },
     "policies": {"timeout_seconds": 3600, "max_step_executions": 200, "concurrency": None},
     "steps": [
-        {"id": "fetch", "type": "http", "config": {"url": "http://127.0.0.1/"}, "depends_on": [],
-         "policies": {"retries": {"max_attempts": 3}, "timeout_seconds": 30}},
-        {"id": "double", "type": "python", "config": {"function": "demo.double"},
-         "depends_on": ["fetch"], "policies": {"retries": {"max_attempts": 1}}},
-        {"id": "square", "type": "python", "config": {"function": "demo.square"},
-         "depends_on": ["fetch"], "policies": {}},
-        {"id": "publish", "type": "wait", "config": {"seconds": 1},
-         "depends_on": ["double", "square"], "policies": {"timeout_seconds": 5}},
+        {
+            "id": "fetch",
+            "type": "http",
+            "config": {"url": "http://127.0.0.1/"},
+            "depends_on": [],
+            "policies": {"retries": {"max_attempts": 3}, "timeout_seconds": 30},
+        },
+        {
+            "id": "double",
+            "type": "python",
+            "config": {"function": "demo.double"},
+            "depends_on": ["fetch"],
+            "policies": {"retries": {"max_attempts": 1}},
+        },
+        {
+            "id": "square",
+            "type": "python",
+            "config": {"function": "demo.square"},
+            "depends_on": ["fetch"],
+            "policies": {},
+        },
+        {
+            "id": "publish",
+            "type": "wait",
+            "config": {"seconds": 1},
+            "depends_on": ["double", "square"],
+            "policies": {"timeout_seconds": 5},
+        },
     ],
 }
 

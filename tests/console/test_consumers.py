@@ -34,17 +34,17 @@ async def receive_events(communicator, count):
 
 
 async def test_it_refuses_an_anonymous_client(pipeline_run):
-    communicator, connected, code = await connect(f"/ws/runs/{pipeline_run.pk}/")
+    _communicator, connected, code = await connect(f"/ws/runs/{pipeline_run.pk}/")
     # It should close with our "unauthenticated" code before accepting.
     assert not connected
     assert code == 4401
 
 
 async def test_it_refuses_a_user_without_view_permission(pipeline_run, charlie):
-    communicator, connected, code = await connect(f"/ws/runs/{pipeline_run.pk}/", charlie)
+    _communicator, connected, code = await connect(f"/ws/runs/{pipeline_run.pk}/", charlie)
     assert not connected
     assert code == 4403
-    communicator, connected, code = await connect("/ws/runs/", charlie)
+    _communicator, connected, code = await connect("/ws/runs/", charlie)
     assert not connected
     assert code == 4403
 
@@ -60,15 +60,13 @@ async def test_it_refuses_a_foreign_origin(pipeline_run, alice):
 
 
 async def test_it_answers_not_found_for_an_unknown_run(alice):
-    communicator, connected, code = await connect("/ws/runs/999999/", alice)
+    _communicator, connected, code = await connect("/ws/runs/999999/", alice)
     assert not connected
     assert code == 4404
 
 
 async def test_it_rejects_a_malformed_cursor(pipeline_run, alice):
-    communicator, connected, code = await connect(
-        f"/ws/runs/{pipeline_run.pk}/?after=-3", alice
-    )
+    _communicator, connected, code = await connect(f"/ws/runs/{pipeline_run.pk}/?after=-3", alice)
     assert not connected
     assert code == 4400
 
