@@ -95,10 +95,39 @@ class Schedule(models.Model):
     overlap = models.CharField(max_length=10, choices=Overlap.choices, default=Overlap.SKIP)
     next_fire_at = models.DateTimeField(null=True, blank=True, db_index=True)
     last_fired_at = models.DateTimeField(null=True, blank=True)
+    pending_fires = models.PositiveIntegerField(
+        default=0, help_text="Fires waiting for the previous run to finish (overlap 'queue')."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return self.name or f"{self.workflow.slug} @ {self.cron} ({self.timezone})"
+
+    def save(self, *args, **kwargs) -> None:
+        # The next fire counts from now whenever what decides it changes: no catch-up for fires
+        # "missed" before the schedule existed, was enabled, or had this cron.
+        from workflows import schedules
+
+        previous = (
+            Schedule.objects.filter(pk=self.pk).values("cron", "timezone", "enabled").first()
+            if self.pk
+            else None
+        )
+        current = {"cron": self.cron, "timezone": self.timezone, "enabled": self.enabled}
+        if previous != current or (self.enabled and self.next_fire_at is None):
+            schedules.reschedule(self)
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "next_fire_at"}
+        super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from workflows import schedules
+
+        errors = schedules.validate(self.cron, self.timezone)
+        if errors:
+            raise ValidationError(errors)
 
 
 class WebhookTrigger(models.Model):

@@ -1,0 +1,42 @@
+"""Celery tasks (tier 2+): thin wrappers around the same services the tier 0 executor calls."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+
+from celery import shared_task
+from celery.signals import worker_ready
+
+logger = logging.getLogger("runs")
+
+
+def worker_executor_id() -> str:
+    """The executor id of this worker process: the owner written on the runs it claims.
+
+    One per pool process (prefork children each execute runs), so a run's owner names the exact
+    process whose heartbeat must stay fresh.
+    """
+    return f"celery@{socket.gethostname()}:{os.getpid()}"
+
+
+@shared_task(name="runs.execute_run", acks_late=True, ignore_result=True)
+def execute_run(run_id: int) -> None:
+    # Only the id travels: the row may change while the message waits in the queue.
+    from runs import services
+
+    services.execute_run(run_id, executor_id=worker_executor_id())
+
+
+@worker_ready.connect
+def _sync_code_workflows_on_worker_start(**kwargs) -> None:
+    # A worker deployed with new flows.py code registers its definitions before running them.
+    try:
+        from workflows.services import sync_code_workflows
+    except ImportError:
+        return
+    try:
+        sync_code_workflows()
+    except Exception:
+        logger.exception("sync_code_workflows failed at worker start")
