@@ -57,9 +57,9 @@ def probe_storage() -> Probe:
             return Probe("storage", "local", False, _first_line(exc))
     try:
         from infra.registry import get_storage
+        from infra.storage.s3 import check_bucket
 
-        storage = get_storage()
-        storage.connection.meta.client.head_bucket(Bucket=settings.S3_BUCKET)
+        check_bucket(get_storage(), timeout_seconds=PROBE_TIMEOUT_SECONDS)
         return Probe("storage", "s3", True, f"bucket {settings.S3_BUCKET} answers")
     except Exception as exc:
         return Probe("storage", "s3", False, f"bucket {settings.S3_BUCKET}: {_first_line(exc)}")
@@ -103,6 +103,15 @@ def check_boot_requirements() -> None:
                 f"RUN_ADAPTER=docker but no Docker engine answers ({probe.detail}). "
                 "Fix: start dockerd or set DOCKER_HOST, or unset RUN_ADAPTER to run steps "
                 "as subprocesses."
+            )
+    if mode.storage == "s3":
+        probe = probe_storage()
+        if not probe.ok:
+            raise ImproperlyConfigured(
+                f"S3_BUCKET={settings.S3_BUCKET!r} is set but the bucket cannot be used "
+                f"({probe.detail}). Fix: create the bucket, or check S3_ENDPOINT_URL, "
+                "S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY; or unset S3_BUCKET to store files "
+                "on the local disk."
             )
 
 
