@@ -172,6 +172,14 @@ STEP_CONCURRENCY = env.int("STEP_CONCURRENCY", default=4)
 # How often an executor heartbeats its runs, and when a silent run counts as orphaned.
 HEARTBEAT_SECONDS = env.float("HEARTBEAT_SECONDS", default=5.0)
 ORPHAN_AFTER_SECONDS = env.float("ORPHAN_AFTER_SECONDS", default=30.0)
+# The scheduler (a thread at tiers 0/1, `manage.py runscheduler` at tier 2+): how often it
+# looks for due fires, how late a fire may be before it counts as missed (catch-up policy), and
+# how often it re-dispatches queued runs the broker never got (or lost) and orphaned runs.
+SCHEDULER_TICK_SECONDS = env.float("SCHEDULER_TICK_SECONDS", default=0.5)
+SCHEDULE_MISFIRE_GRACE_SECONDS = env.float("SCHEDULE_MISFIRE_GRACE_SECONDS", default=30.0)
+SWEEP_SECONDS = env.float("SWEEP_SECONDS", default=5.0)
+DISPATCH_GRACE_SECONDS = env.float("DISPATCH_GRACE_SECONDS", default=5.0)
+REDISPATCH_AFTER_SECONDS = env.float("REDISPATCH_AFTER_SECONDS", default=300.0)
 
 # Storage: local files in data/storage, or S3 via django-storages when S3_BUCKET is set.
 S3_ENDPOINT_URL = env.str("S3_ENDPOINT_URL", default="")

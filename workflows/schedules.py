@@ -26,9 +26,6 @@ from workflows.models import Schedule
 
 logger = logging.getLogger("workflows")
 
-# A fire older than this when the scheduler reaches it was missed (the scheduler was down) and
-# follows the catch-up policy; younger ones are simply late and run as usual.
-DEFAULT_MISFIRE_GRACE_SECONDS = 30.0
 # Bound the walk back through missed fires (a per-second cron after a week of downtime).
 MAX_MISSED_SCAN = 10_000
 
@@ -113,8 +110,7 @@ def next_fire_times(schedule: Schedule, count: int = 5) -> list[datetime]:
 
 def _missed_and_due(schedule: Schedule, now: datetime) -> tuple[list[datetime], list[datetime]]:
     """Split the fire times in [next_fire_at, now] into missed (too old) and due (on time)."""
-    grace = timedelta(seconds=getattr(settings, "SCHEDULE_MISFIRE_GRACE_SECONDS", None) or 0)
-    grace = grace or timedelta(seconds=DEFAULT_MISFIRE_GRACE_SECONDS)
+    grace = timedelta(seconds=settings.SCHEDULE_MISFIRE_GRACE_SECONDS)
     tz = parse_timezone(schedule.timezone)
     # Walk back from now: the newest fires are the ones "each" keeps under its limit.
     newest_first: list[datetime] = []
@@ -123,6 +119,8 @@ def _missed_and_due(schedule: Schedule, now: datetime) -> tuple[list[datetime], 
             break
         newest_first.append(fire.astimezone(UTC))
     fires = newest_first[::-1]
+    # A fire older than the grace when a scheduler reaches it was missed (nothing was running)
+    # and follows the catch-up policy; younger ones are merely late and run as usual.
     missed = [t for t in fires if now - t > grace]
     due = [t for t in fires if now - t <= grace]
     return missed, due

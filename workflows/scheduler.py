@@ -1,0 +1,63 @@
+"""The scheduler loop: fires schedules and sweeps runs, in a thread or its own process.
+
+At tiers 0 and 1 the serving process runs it as a thread next to the in-process executor; at
+tier 2+ `manage.py runscheduler` runs it (as many as you like: every fire is claimed in the
+database, so two schedulers never start the same fire twice).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from django.conf import settings
+from django.db import close_old_connections
+
+from runs.sweeps import sweep_runs
+from workflows.schedules import fire_due_schedules
+
+logger = logging.getLogger("workflows")
+
+
+class Scheduler:
+    def __init__(self, *, tick_seconds: float | None = None, sweep_seconds: float | None = None):
+        self.tick_seconds = tick_seconds or settings.SCHEDULER_TICK_SECONDS
+        self.sweep_seconds = sweep_seconds or settings.SWEEP_SECONDS
+        self.stopping = threading.Event()
+        self._next_sweep = 0.0
+        self._thread: threading.Thread | None = None
+
+    def tick(self) -> int:
+        """Fire what is due and, when it is time, sweep; returns the runs started by schedules."""
+        # A long-lived loop must notice a database that restarted meanwhile.
+        close_old_connections()
+        try:
+            started = fire_due_schedules()
+            if time.monotonic() >= self._next_sweep:
+                self._next_sweep = time.monotonic() + self.sweep_seconds
+                sweep_runs()
+            return started
+        except Exception:
+            # The database may be briefly down: log and try again at the next tick.
+            logger.exception("Scheduler tick failed")
+            return 0
+        finally:
+            close_old_connections()
+
+    def run_forever(self) -> None:
+        while not self.stopping.is_set():
+            self.tick()
+            self.stopping.wait(self.tick_seconds)
+
+    def start(self) -> None:
+        """Run in a daemon thread of this process (tiers 0 and 1)."""
+        self._thread = threading.Thread(
+            target=self.run_forever, name="appstrate-scheduler", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
