@@ -4,7 +4,10 @@ Each optional service switches its adapters on (DESIGN.md section 1); `infra.mod
 turns the raw variables into the tier and one adapter per port.
 """
 
+import os
 import secrets
+import sys
+import time
 from pathlib import Path
 
 import environ
@@ -15,8 +18,11 @@ from infra.mode import decide
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.FileAwareEnv()  # SECRET_KEY_FILE=/run/secrets/key works for Docker secrets
-if (BASE_DIR / ".env").is_file():
-    environ.Env.read_env(BASE_DIR / ".env")  # real environment variables win (setdefault)
+# A dev convenience; APPSTRATE_ENV_FILE points elsewhere (bin/test uses /dev/null, so a
+# developer's .env never leaks into the suite).
+ENV_FILE = Path(env.str("APPSTRATE_ENV_FILE", default=str(BASE_DIR / ".env")))
+if ENV_FILE.is_file():
+    environ.Env.read_env(ENV_FILE)  # real environment variables win (setdefault)
 
 # Local state at tiers 0 and 1: the SQLite file, generated dev keys, stored files.
 DATA_DIR = Path(env.str("APPSTRATE_DATA_DIR", default=str(BASE_DIR / "data")))
@@ -29,10 +35,19 @@ DEBUG = env.bool("DEBUG", default=True)
 def _dev_secret(name: str, make) -> str:
     """Read a development secret from data/, creating it once (only ever with DEBUG on)."""
     path = DATA_DIR / name
-    if not path.exists():
-        path.write_text(make())
-        path.chmod(0o600)
-    return path.read_text().strip()
+    try:
+        # O_EXCL: when two processes start at once on a fresh data dir, exactly one writes.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as file:
+            file.write(make())
+    for _ in range(50):  # the writer may not have flushed yet
+        if value := path.read_text().strip():
+            return value
+        time.sleep(0.01)
+    raise ImproperlyConfigured(f"{path} is empty. Fix: delete it; it is regenerated at start.")
 
 
 SECRET_KEY = env.str("SECRET_KEY", default="")
@@ -54,6 +69,14 @@ S3_BUCKET = env.str("S3_BUCKET", default="")
 RUN_ADAPTER = env.str("RUN_ADAPTER", default="process")
 APPSTRATE_MODE = decide(
     database_url=DATABASE_URL, redis_url=REDIS_URL, s3_bucket=S3_BUCKET, run_adapter=RUN_ADAPTER
+)
+# `runserver` with autoreload is two processes: a watcher that restarts the server when code
+# changes, and the server itself (RUN_MAIN=true). The watcher serves nothing, so it neither
+# logs the startup line nor runs the in-process executor.
+AUTORELOAD_WATCHER = (
+    sys.argv[1:2] == ["runserver"]
+    and "--noreload" not in sys.argv
+    and not env.bool("RUN_MAIN", default=False)
 )
 
 INSTALLED_APPS = [

@@ -1,6 +1,7 @@
 import logging
 
 from django.apps import AppConfig
+from django.conf import settings
 
 logger = logging.getLogger("infra")
 
@@ -13,6 +14,8 @@ class InfraConfig(AppConfig):
         from infra import services
         from infra.registry import get_mode
 
+        if settings.AUTORELOAD_WATCHER:
+            return  # the runserver child process does both, once
         # A misconfigured service stops web, worker and manage.py here, not at the first request.
         services.check_boot_requirements()
         logger.info(get_mode().startup_line())

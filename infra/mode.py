@@ -39,30 +39,51 @@ class Mode:
         return f"Appstrate tier {self.tier}: {ports}"
 
 
+DATABASE_URL_FIX = "Fix: use postgres://USER:PASSWORD@HOST:5432/NAME, or unset it for SQLite."
+
+
+def redact(url: str) -> str:
+    """The URL without its user and password, safe to show in an error message."""
+    return url.rsplit("@", 1)[-1] if "@" in url else url
+
+
 def database_kind(database_url: str) -> str:
     """Return "sqlite" or "postgresql" for a DATABASE_URL, or raise naming the variable."""
     if not database_url:
         return "sqlite"
+    if "://" not in database_url:
+        raise ImproperlyConfigured(
+            f"DATABASE_URL could not be parsed: {redact(database_url)!r} has no scheme. "
+            + DATABASE_URL_FIX
+        )
     try:
-        scheme = urlsplit(database_url).scheme.lower()
+        parts = urlsplit(database_url)
+        parts.port  # noqa: B018 -- parsing the port is what raises for "host:abc"
     except ValueError as exc:
         raise ImproperlyConfigured(
-            f"DATABASE_URL could not be parsed ({exc}). "
-            "Fix: use postgres://USER:PASSWORD@HOST:5432/NAME, or unset it for SQLite."
+            f"DATABASE_URL could not be parsed ({exc}). " + DATABASE_URL_FIX
         ) from exc
-    if scheme in POSTGRES_SCHEMES:
-        return "postgresql"
+    scheme = parts.scheme.lower()
     if scheme == "sqlite":
         return "sqlite"
-    if not scheme or "://" not in database_url:
+    if scheme not in POSTGRES_SCHEMES:
         raise ImproperlyConfigured(
-            f"DATABASE_URL could not be parsed: {database_url.split('@')[-1]!r} has no scheme. "
-            "Fix: use postgres://USER:PASSWORD@HOST:5432/NAME, or unset it for SQLite."
+            f"DATABASE_URL uses the unsupported scheme {scheme!r}. " + DATABASE_URL_FIX
         )
-    raise ImproperlyConfigured(
-        f"DATABASE_URL uses the unsupported scheme {scheme!r}. "
-        "Fix: use postgres://USER:PASSWORD@HOST:5432/NAME, or unset it for SQLite."
-    )
+    if not parts.path.strip("/"):
+        raise ImproperlyConfigured(
+            f"DATABASE_URL names no database: {redact(database_url)!r}. " + DATABASE_URL_FIX
+        )
+    return "postgresql"
+
+
+def _scheme(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- parsing the port is what raises for "host:abc"
+    except ValueError:
+        return ""
+    return parts.scheme.lower()
 
 
 def decide(
@@ -79,9 +100,10 @@ def decide(
             f"Fix: set RUN_ADAPTER to one of {', '.join(RUN_ADAPTERS)} (or unset it for process)."
         )
     if redis_url:
-        if urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
+        if _scheme(redis_url) not in ("redis", "rediss", "unix"):
             raise ImproperlyConfigured(
-                f"REDIS_URL must start with redis://, rediss:// or unix://, not {redis_url!r}. "
+                "REDIS_URL must start with redis://, rediss:// or unix://, "
+                f"not {redact(redis_url)!r}. "
                 "Fix: REDIS_URL=redis://HOST:6379/0."
             )
         if database != "postgresql":
