@@ -7,3 +7,12 @@ class ConsoleSite(admin.AdminSite):
     site_header = "Appstrate console"
     site_title = "Appstrate"
     index_title = "Workflows, runs and credentials"
+
+    def login(self, request, extra_context=None):
+        # Password guessing is throttled per client address (LOGIN_RATE_LIMIT); only attempts
+        # (POST) count, so showing the form never locks anyone out.
+        from api.ratelimits import check_rate
+
+        if request.method == "POST" and (limited := check_rate(request, "login")):
+            return limited
+        return super().login(request, extra_context)

@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "workflows",
     "runs",
     "credentials",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -169,6 +170,22 @@ else:
     # At tiers 0 and 1 there is exactly one serving process, so a per-process limit is correct.
     SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
 RATELIMIT_USE_CACHE = "default"
+
+
+def _rate(name: str, default: str) -> str:
+    """A django-ratelimit rate such as "120/m" (empty: no limit), checked at boot."""
+    import re
+
+    value = env.str(name, default=default).strip()
+    if value and not re.fullmatch(r"[0-9]+/[0-9]*[smhd]", value):
+        raise ImproperlyConfigured(f'{name}={value!r} is not a rate. Fix: e.g. {name}="120/m".')
+    return value
+
+
+# Requests per client address, counted in the default cache (api/ratelimits.py).
+API_RATE_LIMIT = _rate("API_RATE_LIMIT", "300/m")
+WEBHOOK_RATE_LIMIT = _rate("WEBHOOK_RATE_LIMIT", "120/m")
+LOGIN_RATE_LIMIT = _rate("LOGIN_RATE_LIMIT", "10/m")
 
 # Celery (tier 2+). The longest run allowed bounds the visibility timeout, so Redis never
 # redelivers a run that is still executing.
@@ -262,6 +279,10 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 # Body limit for the API and webhooks: bigger requests get a 413, never a 500.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BYTES", default=1024 * 1024)
+# Webhooks: their own body limit, and how far a signed request's timestamp may be from now
+# (a captured request replayed later than this is refused).
+WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=256 * 1024)
+WEBHOOK_SIGNATURE_TOLERANCE_SECONDS = env.int("WEBHOOK_SIGNATURE_TOLERANCE_SECONDS", default=300)
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {

@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
 
 from infra import views as infra_views
@@ -9,4 +9,5 @@ urlpatterns = [
     path("healthz", infra_views.healthz, name="healthz"),
     path("readyz", infra_views.readyz, name="readyz"),
     path("admin/", admin.site.urls),
+    path("api/", include("api.urls")),
 ]

@@ -1,0 +1,54 @@
+"""Fixtures for the API tests: a workflow with an input schema, tokens, lenient rate limits."""
+
+from __future__ import annotations
+
+import pytest
+
+from api.tokens import create_token
+from tests.api.helpers import make_client
+from workflows.models import Workflow, WorkflowVersion
+
+INPUT_SCHEMA = {
+    "type": "object",
+    "properties": {"count": {"type": "integer", "minimum": 1}, "label": {"type": "string"}},
+    "required": ["count"],
+    "additionalProperties": False,
+}
+DEFINITION = {
+    "slug": "numbers",
+    "name": "Numbers",
+    "description": "Waits a moment.",
+    "input_schema": INPUT_SCHEMA,
+    "policies": {},
+    "steps": [{"id": "pause", "type": "wait", "config": {"seconds": 0}, "depends_on": []}],
+}
+
+
+@pytest.fixture(autouse=True)
+def _generous_rate_limits(settings):
+    # Rate limits have their own tests; elsewhere they must not interfere.
+    settings.API_RATE_LIMIT = "100000/m"
+    settings.WEBHOOK_RATE_LIMIT = "100000/m"
+    settings.LOGIN_RATE_LIMIT = "100000/m"
+
+
+@pytest.fixture
+def workflow(db):
+    workflow = Workflow.objects.create(slug="numbers", name="Numbers", definition=DEFINITION)
+    version = WorkflowVersion.objects.create(
+        workflow=workflow, number=1, content_hash="a" * 64, definition=DEFINITION
+    )
+    workflow.current_version = version
+    workflow.save(update_fields=["current_version"])
+    return workflow
+
+
+@pytest.fixture
+def alice_token(alice):
+    """Alice's token with every scope: (ApiToken, text)."""
+    return create_token(alice, name="alice all", scopes=["read", "run", "cancel"])
+
+
+@pytest.fixture
+def alice_api(alice_token):
+    return make_client(alice_token[1])

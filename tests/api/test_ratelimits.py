@@ -1,0 +1,58 @@
+import pytest
+
+from api.tokens import create_token
+from tests.api.helpers import assert_matches_openapi, make_client
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def test_it_answers_429_with_retry_after_once_the_api_limit_is_spent(settings, alice):
+    settings.API_RATE_LIMIT = "3/m"
+    _, text = create_token(alice, name="ci", scopes=["read"])
+    client = make_client(text)
+    statuses = [client.get("/api/workflows").status_code for _ in range(3)]
+    assert statuses == [200, 200, 200]
+    response = client.get("/api/workflows")
+    assert response.status_code == 429
+    assert 1 <= int(response["Retry-After"]) <= 60
+    assert response.json()["error"]["code"] == "rate_limited"
+    assert_matches_openapi(response, "GET", "/api/workflows")
+
+
+def test_it_counts_unauthenticated_api_requests_too(settings):
+    # Guessing tokens is throttled like everything else.
+    settings.API_RATE_LIMIT = "2/m"
+    client = make_client("apst_guess_guess")
+    assert [client.get("/api/workflows").status_code for _ in range(3)] == [401, 401, 429]
+
+
+def test_it_rate_limits_webhooks_separately(settings, alice):
+    settings.WEBHOOK_RATE_LIMIT = "2/m"
+    settings.API_RATE_LIMIT = "1/m"
+    assert [
+        make_client(None).post("/api/webhooks/unknown-token").status_code for _ in range(3)
+    ] == [404, 404, 429]
+    _, text = create_token(alice, name="ci", scopes=["read"])
+    assert make_client(text).get("/api/workflows").status_code == 200
+
+
+def test_it_rate_limits_admin_login_attempts_but_not_the_form(settings, client, alice):
+    settings.LOGIN_RATE_LIMIT = "2/m"
+    for _ in range(2):
+        page = client.post("/admin/login/", {"username": "alice", "password": "wrong"})
+        assert page.status_code == 200  # the form again, with an error
+    response = client.post("/admin/login/", {"username": "alice", "password": "password"})
+    assert response.status_code == 429
+    assert int(response["Retry-After"]) >= 1
+    assert response.json()["error"]["code"] == "rate_limited"
+    # Showing the form does not count and is not blocked.
+    assert client.get("/admin/login/").status_code == 200
