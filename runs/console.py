@@ -1,0 +1,103 @@
+"""What the console shows of a run: one consistent snapshot for the run page and its refreshes.
+
+The snapshot carries `last_event_seq`, the cursor the page's WebSocket resumes from; it is read
+in the same database snapshot as the steps, so replaying events after it neither misses a
+change nor repeats a log line already on the page.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import connection, transaction
+
+from runs.models import Run, StepRun
+
+DONE_STEP_STATUSES = (
+    StepRun.Status.SUCCEEDED,
+    StepRun.Status.FAILED,
+    StepRun.Status.SKIPPED,
+    StepRun.Status.CANCELLED,
+)
+
+
+def definition_steps(run: Run) -> list[dict[str, Any]]:
+    steps = (run.version.definition or {}).get("steps") or []
+    return [s for s in steps if isinstance(s, dict) and s.get("id")]
+
+
+def run_snapshot(run_id: int) -> dict[str, Any]:
+    """The run, its steps in definition order (pending ones included) and the event cursor."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # Read committed would give each query its own snapshot; the page needs one.
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        run = Run.objects.select_related("workflow", "version", "triggered_by").get(pk=run_id)
+        rows = {s.step_id: s for s in StepRun.objects.filter(run_id=run_id)}
+    steps = [step_state(rows.get(d["id"]), d) for d in definition_steps(run)]
+    # Steps the engine recorded that the definition does not name (never expected) still show.
+    known = {s["id"] for s in steps}
+    steps += [step_state(row, None) for sid, row in rows.items() if sid not in known]
+    done = sum(1 for s in steps if s["status"] in DONE_STEP_STATUSES)
+    return {
+        "run": run,
+        "id": run.pk,
+        "status": run.status,
+        "status_label": run.get_status_display(),
+        "is_final": run.is_final,
+        "output": run.output,
+        "error": run.error,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "duration_ms": _duration_ms(run.started_at, run.finished_at),
+        "last_event_seq": run.last_event_seq,
+        "steps": steps,
+        "progress": {"done": done, "total": len(steps)},
+    }
+
+
+def step_state(row: StepRun | None, definition: dict[str, Any] | None) -> dict[str, Any]:
+    if row is None:
+        return {
+            "id": definition["id"],
+            "type": definition.get("type", ""),
+            "status": StepRun.Status.PENDING.value,
+            "attempt": 0,
+            "duration_ms": None,
+            "started_at": None,
+            "input": None,
+            "output": None,
+            "error": "",
+            "logs": "",
+        }
+    return {
+        "id": row.step_id,
+        "type": row.node_type,
+        "status": row.status,
+        "attempt": row.attempt,
+        "duration_ms": row.duration_ms,
+        "started_at": row.started_at,
+        "input": row.input,
+        "output": row.output,
+        "error": row.error,
+        "logs": row.logs,
+    }
+
+
+def snapshot_json(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """The snapshot as JSON for the page's refreshes (no model instances, ISO dates)."""
+    data = {k: v for k, v in snapshot.items() if k != "run"}
+    for key in ("started_at", "finished_at"):
+        data[key] = data[key].isoformat() if data[key] else None
+    data["steps"] = [
+        {**s, "started_at": s["started_at"].isoformat() if s["started_at"] else None}
+        for s in snapshot["steps"]
+    ]
+    return data
+
+
+def _duration_ms(started, finished) -> int | None:
+    if not started or not finished:
+        return None
+    return int((finished - started).total_seconds() * 1000)

@@ -1,0 +1,160 @@
+import json
+
+import pytest
+from django.urls import reverse
+
+from runs.models import Run, StepRun
+from tests.console.conftest import record_event
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def running_run(pipeline_run):
+    Run.objects.filter(pk=pipeline_run.pk).update(status=Run.Status.RUNNING)
+    StepRun.objects.create(
+        run=pipeline_run,
+        step_id="fetch",
+        node_type="http",
+        status=StepRun.Status.SUCCEEDED,
+        attempt=2,
+        input={"url": "http://127.0.0.1/", "headers": {"Authorization": "***"}},
+        output={"status": 200, "body": "hello"},
+        logs="GET http://127.0.0.1/\n200 OK",
+        duration_ms=1234,
+    )
+    StepRun.objects.create(
+        run=pipeline_run,
+        step_id="double",
+        node_type="python",
+        status=StepRun.Status.RUNNING,
+        attempt=1,
+        logs="working",
+    )
+    record_event(pipeline_run, "run.started", publish=False)
+    pipeline_run.refresh_from_db()
+    return pipeline_run
+
+
+def page(client, run):
+    return client.get(reverse("admin:runs_run_change", args=[run.pk]))
+
+
+def test_it_shows_status_progress_and_each_step(alice_client, running_run):
+    response = page(alice_client, running_run)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'id="run-status" class="status status-running"' in html
+    # One of four steps is done; the other three are running or pending.
+    assert "<b>1</b> of <b>4</b> steps done" in html
+    assert "width: 25%" in html
+    assert 'data-step="fetch" data-status="succeeded"' in html
+    assert 'data-step="double" data-status="running"' in html
+    assert 'data-step="publish" data-status="pending"' in html
+    # The step's attempt, duration, input (masked as stored), output and logs.
+    assert "1.2 s" in html
+    assert "&quot;Authorization&quot;: &quot;***&quot;" in html
+    assert "&quot;body&quot;: &quot;hello&quot;" in html
+    assert "200 OK" in html
+    # The diagram is the same picture, coloured by status.
+    assert '<svg class="dag"' in html
+    assert 'class="node" data-step="square" data-status="pending"' in html
+
+
+def test_it_gives_the_page_script_the_event_cursor(alice_client, running_run):
+    html = page(alice_client, running_run).content.decode()
+    config = html.split('<script id="run-page-config" type="application/json">')[1]
+    config = json.loads(config.split("</script>")[0])
+    assert config["after"] == running_run.last_event_seq == 1
+    assert config["socketPath"] == f"/ws/runs/{running_run.pk}/"
+
+
+def test_it_offers_cancel_on_an_active_run_and_retry_resume_on_a_failed_one(
+    alice_client, running_run
+):
+    html = page(alice_client, running_run).content.decode()
+    assert 'id="cancel-run"' in html
+    assert 'data-show-when="active" >' in html or 'data-show-when="active">' in html
+    Run.objects.filter(pk=running_run.pk).update(status=Run.Status.FAILED, error="boom")
+    html = page(alice_client, running_run).content.decode()
+    assert 'data-show-when="unsuccessful" >' in html or 'data-show-when="unsuccessful">' in html
+    assert "boom" in html
+
+
+def test_it_shows_a_viewer_the_run_but_no_actions(client, bob, running_run):
+    client.force_login(bob)
+    response = page(client, running_run)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "steps done" in html
+    for action in ("cancel-run", "retry-run", "resume-run"):
+        assert action not in html
+
+
+def test_it_refuses_the_run_page_to_a_user_without_view_permission(client, charlie, running_run):
+    client.force_login(charlie)
+    assert page(client, running_run).status_code == 403
+    state = client.get(reverse("admin:runs_run_state", args=[running_run.pk]))
+    assert state.status_code == 403
+
+
+def test_it_answers_404_for_an_unknown_run(alice_client):
+    assert alice_client.get(reverse("admin:runs_run_change", args=[999999])).status_code == 404
+
+
+def test_it_serves_the_run_state_as_json(alice_client, running_run):
+    response = alice_client.get(reverse("admin:runs_run_state", args=[running_run.pk]))
+    state = response.json()
+    assert state["status"] == "running"
+    assert state["progress"] == {"done": 1, "total": 4}
+    assert [s["id"] for s in state["steps"]] == ["fetch", "double", "square", "publish"]
+    assert state["steps"][0]["output"] == {"status": 200, "body": "hello"}
+    assert state["last_event_seq"] == 1
+
+
+def test_it_refuses_cancel_from_a_viewer_and_changes_nothing(client, bob, running_run):
+    client.force_login(bob)
+    response = client.post(reverse("admin:runs_run_cancel", args=[running_run.pk]))
+    assert response.status_code == 403
+    running_run.refresh_from_db()
+    assert running_run.status == "running"
+    assert running_run.cancel_requested_at is None
+
+
+def test_it_refuses_get_on_an_action_url(alice_client, running_run):
+    response = alice_client.get(reverse("admin:runs_run_cancel", args=[running_run.pk]))
+    assert response.status_code == 405
+
+
+def test_it_lists_runs_with_live_status_pills_and_filters(alice_client, running_run):
+    url = reverse("admin:runs_run_changelist")
+    html = alice_client.get(url).content.decode()
+    assert f'data-run-status="{running_run.pk}"' in html
+    assert 'id="live-indicator"' in html
+    assert "appstrate/runs_list.js" in html
+    for query in (
+        "status__exact=running",
+        "trigger__exact=manual",
+        f"workflow__id__exact={running_run.workflow_id}",
+        "created_at__gte=2020-01-01+00%3A00%3A00%2B00%3A00",
+    ):
+        response = alice_client.get(f"{url}?{query}")
+        assert response.status_code == 200
+        assert f'data-run-status="{running_run.pk}"' in response.content.decode()
+    assert (
+        f'data-run-status="{running_run.pk}"'
+        not in alice_client.get(f"{url}?status__exact=failed").content.decode()
+    )
+
+
+def test_it_offers_bulk_cancel_only_to_users_who_may_cancel(client, alice, bob, running_run):
+    url = reverse("admin:runs_run_changelist")
+    client.force_login(alice)
+    assert "cancel_selected" in client.get(url).content.decode()
+    client.force_login(bob)
+    html = client.get(url).content.decode()
+    assert "cancel_selected" not in html
+    # Posting the action anyway changes nothing.
+    client.post(url, {"action": "cancel_selected", "_selected_action": [running_run.pk]})
+    running_run.refresh_from_db()
+    assert running_run.cancel_requested_at is None
