@@ -212,6 +212,8 @@ STEP_CONCURRENCY = env.int("STEP_CONCURRENCY", default=4)
 # How often an executor heartbeats its runs, and when a silent run counts as orphaned.
 HEARTBEAT_SECONDS = env.float("HEARTBEAT_SECONDS", default=5.0)
 ORPHAN_AFTER_SECONDS = env.float("ORPHAN_AFTER_SECONDS", default=30.0)
+# The largest JSON output a step (or a run) may produce; bigger ones fail the step clearly.
+STEP_OUTPUT_MAX_BYTES = env.int("STEP_OUTPUT_MAX_BYTES", default=1024 * 1024)
 # The scheduler (a thread at tiers 0/1, `manage.py runscheduler` at tier 2+): how often it
 # looks for due fires, how late a fire may be before it counts as missed (catch-up policy), and
 # how often it re-dispatches queued runs the broker never got (or lost) and orphaned runs.
@@ -252,6 +254,29 @@ STORAGES = {
 # Run isolation: a subprocess per script step, or (RUN_ADAPTER=docker) a container per run.
 DOCKER_HOST = env.str("DOCKER_HOST", default="")
 RUN_IMAGE = env.str("RUN_IMAGE", default="appstrate/run:latest")
+# The network the credential sidecar reaches the outside through (the script container itself
+# is only on an internal network with the sidecar). Build the image with infra/images/build.sh.
+RUN_EGRESS_NETWORK = env.str("RUN_EGRESS_NETWORK", default="bridge")
+
+# Credentials key ring: "k2:BASE64KEY,k1:BASE64KEY", the first key active, the others only
+# decrypt (credentials/keyring.py). CREDENTIALS_KEYS_FILE=/run/secrets/keys works too, one
+# entry per line. With DEBUG on and nothing set, a development key is generated once in data/.
+CREDENTIALS_KEYS = env.str("CREDENTIALS_KEYS", default="").strip()
+CREDENTIALS_KEYS_SOURCE = (
+    "CREDENTIALS_KEYS_FILE" if env.str("CREDENTIALS_KEYS_FILE", default="") else "CREDENTIALS_KEYS"
+)
+CREDENTIALS_DEV_KEY_GENERATED = False
+if not CREDENTIALS_KEYS:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "CREDENTIALS_KEYS is not set and DEBUG is off. Fix: set CREDENTIALS_KEYS (or "
+            "CREDENTIALS_KEYS_FILE) to ID:BASE64KEY entries; manage.py rotatecredentials "
+            "--generate-key prints one."
+        )
+    _dev_keys_path = DATA_DIR / "credentials_keys"
+    CREDENTIALS_DEV_KEY_GENERATED = not _dev_keys_path.exists()
+    CREDENTIALS_KEYS = _dev_secret("credentials_keys", lambda: "dev1:" + secrets.token_urlsafe(32))
+    CREDENTIALS_KEYS_SOURCE = f"the development key file {_dev_keys_path}"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

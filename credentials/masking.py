@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import logging
+import threading
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -51,3 +53,68 @@ def _mask(value: Any, forms: list[str]) -> Any:
     if isinstance(value, list | tuple):
         return [_mask(v, forms) for v in value]
     return value
+
+
+# Secrets this process has decrypted (and the key ring's material), newest last. Log records
+# are masked against them whoever logs and whichever handler writes: a run's secrets stay
+# remembered after the run ends, because its threads and libraries may still log afterwards.
+_REMEMBERED_LIMIT = 5000
+_remembered: dict[str, None] = {}
+_remembered_forms: list[str] = []
+_lock = threading.Lock()
+
+
+def remember(secrets: Iterable[str]) -> None:
+    """Mask these values in every log record this process writes from now on."""
+    global _remembered_forms
+    new = [s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH and s not in _remembered]
+    if not new:
+        return
+    with _lock:
+        for secret in new:
+            _remembered[secret] = None
+        while len(_remembered) > _REMEMBERED_LIMIT:
+            del _remembered[next(iter(_remembered))]
+        _remembered_forms = secret_forms(_remembered)
+
+
+def mask_remembered(value: Any) -> Any:
+    """`mask` with every secret this process remembers."""
+    forms = _remembered_forms
+    return _mask(value, forms) if forms else value
+
+
+def install_log_masking() -> None:
+    """Mask remembered secrets in every log record when it is created (once per process).
+
+    A record factory, unlike a handler filter, also covers handlers added later (Celery's,
+    pytest's caplog) and loggers that do not propagate. The exception text is rendered and
+    masked here too, because formatters reuse `record.exc_text` when it is set.
+    """
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "masks_secrets", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        if _remembered_forms:
+            _mask_record(record)
+        return record
+
+    factory.masks_secrets = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
+def _mask_record(record: logging.LogRecord) -> None:
+    try:
+        message = record.getMessage()
+    except Exception:  # a malformed format string: keep both parts, masked below
+        message = f"{record.msg} {record.args}"
+    record.msg, record.args = mask_remembered(message), ()
+    if record.exc_info and not record.exc_text:
+        record.exc_text = mask_remembered(_EXC_FORMATTER.formatException(record.exc_info))
+    if record.stack_info:
+        record.stack_info = mask_remembered(record.stack_info)
+
+
+_EXC_FORMATTER = logging.Formatter()

@@ -18,4 +18,6 @@ class InfraConfig(AppConfig):
             return  # the runserver child process does both, once
         # A misconfigured service stops web, worker and manage.py here, not at the first request.
         services.check_boot_requirements()
-        logger.info(get_mode().startup_line())
+        from credentials.keyring import describe as describe_key_ring
+
+        logger.info("%s; %s", get_mode().startup_line(), describe_key_ring())
