@@ -69,3 +69,47 @@ def bob(django_user_model):
 def charlie(django_user_model):
     """Staff with no permissions at all: should see no runs, live or otherwise."""
     return _staff_with_perms(django_user_model, "charlie", [])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _redis_namespace_per_xdist_worker(worker_id):
+    """At tier 2, give each xdist worker its own Redis key prefix (broker, pub-sub, channels,
+    cache), here and in every child process it starts (they inherit REDIS_PREFIX): otherwise a
+    Celery worker started by one xdist worker takes runs that exist only in the other's
+    test database."""
+    if not settings.REDIS_URL or worker_id == "master":
+        yield
+        return
+    from appstrate.celery import app as celery_app
+    from infra import registry
+
+    prefix = f"{settings.REDIS_PREFIX}-{worker_id}"
+    os.environ["REDIS_PREFIX"] = prefix
+    settings.REDIS_PREFIX = prefix
+    options = {**celery_app.conf.broker_transport_options, "global_keyprefix": f"{prefix}:celery:"}
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = options
+    celery_app.conf.broker_transport_options = options
+    settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"{prefix}:ch"
+    settings.CACHES["default"]["KEY_PREFIX"] = f"{prefix}:cache"
+    registry.reset()
+    yield
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
+    """A real `celery -A appstrate worker` process (concurrency 2) on the test database.
+
+    Tier 2 only; it consumes the queues `appstrate` and `special`. Tests need
+    `@pytest.mark.django_db(transaction=True)`: the worker only sees committed rows. A test
+    that kills it calls `.start()` again afterwards (or `ensure_running()`).
+    """
+    if not settings.REDIS_URL:
+        raise RuntimeError("celery_worker_process needs REDIS_URL (mark the test tier2)")
+    from tests.tier2_processes import CeleryWorker
+
+    worker = CeleryWorker(tmp_path_factory.mktemp("celery"))
+    worker.start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
