@@ -20,3 +20,8 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+# Tiers 0 and 1 execute runs in the serving process (daphne, runserver); a no-op elsewhere.
+from infra.executors.inline import autostart  # noqa: E402
+
+autostart()

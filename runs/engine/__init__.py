@@ -1,0 +1,1 @@
+"""The workflow engine: claims, the run loop, attempts, policies and in-process signals."""

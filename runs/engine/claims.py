@@ -1,0 +1,184 @@
+"""Who executes a run: claiming (queued or orphaned), the per-workflow concurrency limit, and
+the one conditional UPDATE that finishes a run exactly once."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from credentials.masking import mask
+from runs.events import append_events
+from runs.models import Run
+from workflows.models import Workflow
+
+logger = logging.getLogger("runs")
+
+_executor_ids: dict[int, str] = {}
+
+
+def process_executor_id() -> str:
+    """This process's executor id: host, pid and a random part, so a restarted process with a
+    recycled pid never passes for the dead one."""
+    pid = os.getpid()
+    if pid not in _executor_ids:
+        _executor_ids[pid] = f"{socket.gethostname()}:{pid}:{uuid.uuid4().hex[:8]}"
+    return _executor_ids[pid]
+
+
+def workflow_policies(run: Run) -> dict[str, Any]:
+    return (run.version.definition or {}).get("policies") or {}
+
+
+def run_timeout_seconds(run: Run) -> float:
+    configured = workflow_policies(run).get("timeout_seconds")
+    limit = float(settings.RUN_MAX_TIMEOUT_SECONDS)
+    return min(float(configured), limit) if configured else limit
+
+
+def orphan_cutoff():
+    return timezone.now() - timedelta(seconds=settings.ORPHAN_AFTER_SECONDS)
+
+
+def claim_run(run_id: int, executor_id: str) -> tuple[Run, bool] | None:
+    """Take ownership of a queued run, or of a running one whose executor stopped heartbeating.
+
+    Returns (run, resumed) or None when the run is not ours to execute: already final, owned by
+    a live executor, locked by a concurrent claim, or held back by the workflow's concurrency
+    limit (it stays queued and is submitted again when a slot frees up).
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        run = (
+            Run.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("version")
+            .filter(pk=run_id)
+            .first()
+        )
+        if run is None:
+            return None
+        if run.status == Run.Status.QUEUED:
+            resumed = False
+            if not _has_capacity(run):
+                return None
+        elif (
+            run.status == Run.Status.RUNNING
+            and run.owner != executor_id
+            and (run.heartbeat_at is None or run.heartbeat_at < orphan_cutoff())
+        ):
+            resumed = True
+            logger.warning(
+                "Run %s: executor %s went silent; %s takes over", run.pk, run.owner, executor_id
+            )
+        else:
+            return None
+        previous_owner = run.owner
+        run.status = Run.Status.RUNNING
+        run.owner = executor_id
+        run.heartbeat_at = now
+        run.started_at = run.started_at or now
+        run.deadline_at = run.deadline_at or now + timedelta(seconds=run_timeout_seconds(run))
+        run.save(update_fields=["status", "owner", "heartbeat_at", "started_at", "deadline_at"])
+        payload = {"executor": executor_id}
+        if resumed:
+            payload["resumed_from"] = previous_owner
+        append_events(run.pk, [("run.started", payload)])
+    return run, resumed
+
+
+def _has_capacity(run: Run) -> bool:
+    """Under a concurrency limit a run starts only when a slot is free and it heads the queue."""
+    limit = workflow_policies(run).get("concurrency")
+    if not limit:
+        return True
+    # Serialise claims of one workflow (PostgreSQL; SQLite's write transaction already does).
+    Workflow.objects.select_for_update().filter(pk=run.workflow_id).first()
+    running = Run.objects.filter(workflow_id=run.workflow_id, status=Run.Status.RUNNING).count()
+    if running >= int(limit):
+        return False
+    head = (
+        Run.objects.filter(workflow_id=run.workflow_id, status=Run.Status.QUEUED)
+        .order_by("created_at", "id")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    return head == run.pk
+
+
+def claimable_run_ids(limit: int = 50) -> list[int]:
+    """Queued runs in created order, then orphaned ones: what an idle executor should try."""
+    queued = list(
+        Run.objects.filter(status=Run.Status.QUEUED, parent_run__isnull=True)
+        .order_by("created_at", "id")
+        .values_list("pk", flat=True)[:limit]
+    )
+    orphans = list(
+        Run.objects.filter(status=Run.Status.RUNNING, heartbeat_at__lt=orphan_cutoff())
+        .order_by("created_at", "id")
+        .values_list("pk", flat=True)[:limit]
+    )
+    return queued + orphans
+
+
+def finalize_run(
+    run_id: int,
+    status: str,
+    *,
+    output: Any = None,
+    error: str = "",
+    payload: dict[str, Any] | None = None,
+    secrets: set[str] | frozenset[str] = frozenset(),
+    extra: dict[str, Any] | None = None,
+) -> bool:
+    """Finish a run unless something else already did: one conditional UPDATE decides.
+
+    Success, failure, cancel, timeout and the orphan path all come through here; only the
+    winner appends the final event (`run.<status>`). Returns whether this call won.
+    """
+    assert status in Run.FINAL_STATUSES, status
+    output = mask(output, secrets)
+    error = mask(error, secrets)
+    with transaction.atomic():
+        won = (
+            Run.objects.filter(pk=run_id)
+            .exclude(status__in=Run.FINAL_STATUSES)
+            .update(
+                status=status,
+                output=output,
+                error=error,
+                finished_at=timezone.now(),
+                **(extra or {}),
+            )
+        )
+        if not won:
+            return False
+        event = {"status": status, **(payload or {})}
+        if error:
+            event["error"] = error
+        append_events(run_id, [(f"run.{status}", event)])
+        transaction.on_commit(lambda: submit_next_queued(run_id))
+    return True
+
+
+def submit_next_queued(finished_run_id: int) -> None:
+    """A run of a concurrency-limited workflow ended: hand the head of its queue to the executor."""
+    from infra.registry import get_executor
+
+    run = Run.objects.select_related("version").filter(pk=finished_run_id).first()
+    if run is None or not workflow_policies(run).get("concurrency"):
+        return
+    head = (
+        Run.objects.filter(workflow_id=run.workflow_id, status=Run.Status.QUEUED)
+        .order_by("created_at", "id")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if head is not None:
+        get_executor().submit(head)

@@ -1,0 +1,56 @@
+import pytest
+
+import tests.runs.steps  # noqa: F401  (registers the test functions)
+from runs.models import Run
+from workflows.definition import compile_definition, content_hash
+from workflows.models import Workflow, WorkflowVersion
+
+
+def make_workflow(raw: dict, *, workflow: Workflow | None = None) -> Workflow:
+    """Store `raw` (compiled) as the workflow's new current version, as an operator's edit would."""
+    canonical = compile_definition(raw)
+    if workflow is None:
+        workflow = Workflow.objects.create(slug=canonical["slug"], name=canonical["name"])
+    number = workflow.versions.count() + 1
+    version = WorkflowVersion.objects.create(
+        workflow=workflow,
+        number=number,
+        content_hash=content_hash(canonical),
+        definition=canonical,
+    )
+    workflow.current_version = version
+    workflow.definition = raw
+    workflow.save(update_fields=["current_version", "definition"])
+    return workflow
+
+
+def py(step_id: str, function: str, args: dict | None = None, depends_on=(), **extra) -> dict:
+    config = {"function": f"enginetest.{function}"}
+    if args is not None:
+        config["args"] = args
+    return {
+        "id": step_id,
+        "type": "python",
+        "config": config,
+        "depends_on": list(depends_on),
+        **extra,
+    }
+
+
+def chain(slug: str, count: int, function: str = "noop", **policies) -> dict:
+    steps = [py(f"s{i}", function, depends_on=[f"s{i - 1}"] if i else []) for i in range(count)]
+    return {"slug": slug, "steps": steps, "policies": policies}
+
+
+@pytest.fixture
+def workflow_factory(db):
+    return make_workflow
+
+
+@pytest.fixture
+def final(db):
+    def refresh(run: Run) -> Run:
+        run.refresh_from_db()
+        return run
+
+    return refresh
