@@ -53,43 +53,20 @@ class CredentialForm(forms.ModelForm):
         self.initial.setdefault("allowed_workflows", "\n".join(instance.allowed_workflows))
         for spec in self.credential_type.fields:
             if spec.secret:
-                self.fields[f"secret_{spec.name}"] = self._secret_field(spec)
+                status = self.stored.get(spec.name)
+                field = self.fields[f"secret_{spec.name}"]
+                field.required = spec.required and status is None
+                field.help_text = " ".join(filter(None, [_status_text(status), spec.help_text]))
             else:
-                self.fields[f"field_{spec.name}"] = forms.CharField(
-                    label=spec.label,
-                    required=spec.required,
-                    initial=instance.fields.get(spec.name, spec.default),
-                    help_text=spec.help_text,
+                self.initial.setdefault(
+                    f"field_{spec.name}", instance.fields.get(spec.name, spec.default)
                 )
         if self.credential_type.dynamic_fields:
-            self._add_dynamic_fields()
-
-    def _secret_field(self, spec) -> forms.CharField:
-        status = self.stored.get(spec.name)
-        return forms.CharField(
-            label=spec.label,
-            required=spec.required and status is None,
-            widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-            help_text=_status_text(status) + (" " + spec.help_text if spec.help_text else ""),
-        )
-
-    def _add_dynamic_fields(self) -> None:
-        self.fields["plain_fields"] = forms.CharField(
-            label="Non-secret fields",
-            widget=forms.Textarea(attrs={"rows": 3}),
-            required=False,
-            initial="\n".join(f"{k}={v}" for k, v in self.instance.fields.items()),
-            help_text="NAME=value, one per line.",
-        )
-        stored = ", ".join(f"{name} ({_status_text(s)})" for name, s in self.stored.items())
-        self.fields["secret_fields"] = forms.CharField(
-            label="Secret fields",
-            widget=SecretTextarea(attrs={"rows": 3, "autocomplete": "off"}),
-            required=False,
-            help_text="NAME=value, one per line. Only the names you enter change; "
-            "NAME= with nothing after it removes that field. "
-            f"Stored: {stored or 'none'}.",
-        )
+            self.initial.setdefault(
+                "plain_fields", "\n".join(f"{k}={v}" for k, v in instance.fields.items())
+            )
+            stored = ", ".join(f"{name} ({_status_text(s)})" for name, s in self.stored.items())
+            self.fields["secret_fields"].help_text += f" Stored: {stored or 'none'}."
 
     def clean_allowed_hosts(self) -> list[str]:
         return _split_list(self.cleaned_data["allowed_hosts"])
@@ -155,11 +132,36 @@ class CredentialForm(forms.ModelForm):
 
 
 def form_for_type(credential_type: CredentialType) -> type[CredentialForm]:
-    return type(
-        f"{type(credential_type).__name__}Form",
-        (CredentialForm,),
-        {"credential_type": credential_type},
-    )
+    """A form class declaring the type's fields (the admin needs them declared, not added)."""
+    attrs: dict[str, object] = {"credential_type": credential_type}
+    for spec in credential_type.fields:
+        if spec.secret:
+            attrs[f"secret_{spec.name}"] = forms.CharField(
+                label=spec.label,
+                required=spec.required,
+                widget=forms.PasswordInput(
+                    render_value=False, attrs={"autocomplete": "new-password"}
+                ),
+            )
+        else:
+            attrs[f"field_{spec.name}"] = forms.CharField(
+                label=spec.label, required=spec.required, help_text=spec.help_text
+            )
+    if credential_type.dynamic_fields:
+        attrs["plain_fields"] = forms.CharField(
+            label="Non-secret fields",
+            widget=forms.Textarea(attrs={"rows": 3}),
+            required=False,
+            help_text="NAME=value, one per line.",
+        )
+        attrs["secret_fields"] = forms.CharField(
+            label="Secret fields",
+            widget=SecretTextarea(attrs={"rows": 3, "autocomplete": "off"}),
+            required=False,
+            help_text="NAME=value, one per line. Only the names you enter change; "
+            "NAME= with nothing after it removes that field.",
+        )
+    return type(f"{type(credential_type).__name__}Form", (CredentialForm,), attrs)
 
 
 def declared_value_fields(credential_type: CredentialType) -> list[str]:

@@ -30,3 +30,70 @@ def github_token(db, key_ring_k1):
         allowed_hosts=["api.github.test"],
         allowed_workflows=["sync-issues"],
     )
+
+
+class EchoServer:
+    """A real HTTP server on 127.0.0.1 that records each request's headers.
+
+    GET /echo answers 200 with the request headers as JSON; /protected answers 401 unless
+    `expected_auth` matches the Authorization header; /redirect?to=URL answers 302 to URL.
+    """
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.requests: list[dict] = []
+        self.expected_auth = ""
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                import json
+                from urllib.parse import parse_qs, urlsplit
+
+                parts = urlsplit(self.path)
+                headers = dict(self.headers.items())
+                server.requests.append({"path": parts.path, "headers": headers})
+                if parts.path == "/redirect":
+                    self.send_response(302)
+                    self.send_header("Location", parse_qs(parts.query)["to"][0])
+                    self.end_headers()
+                    return
+                status = 200
+                if (
+                    parts.path == "/protected"
+                    and headers.get("Authorization") != server.expected_auth
+                ):
+                    status = 401
+                body = json.dumps({"headers": headers}).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):  # keep test output quiet
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.host = f"127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://{self.host}{path}"
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def echo_server():
+    server = EchoServer()
+    try:
+        yield server
+    finally:
+        server.stop()
