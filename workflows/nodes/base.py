@@ -34,6 +34,9 @@ class StepContext:
     cancel: threading.Event  # set when the run is cancelled or times out: stop promptly
     log: Any = None  # callable(str) that appends to the step's logs (masked, streamed)
     secrets: set[str] = field(default_factory=set)  # values to mask; nodes add resolved ones
+    # The workflow's slug: credentials are resolved for it (which workflows may use them).
+    # When the engine leaves it empty, nodes look it up from run_id.
+    workflow_slug: str = ""
 
 
 class NodeType:

@@ -59,3 +59,13 @@ def number_at_run_time(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise StepError(f"{name} must be a number, got {value!r}"[:200], retryable=False)
     return float(value)
+
+
+def workflow_slug(ctx: Any) -> str:
+    """The slug of the workflow a step belongs to (for resolving credentials)."""
+    if ctx.workflow_slug:
+        return ctx.workflow_slug
+    from runs.models import Run
+
+    slug = Run.objects.filter(pk=ctx.run_id).values_list("workflow__slug", flat=True).first()
+    return slug or ""

@@ -41,7 +41,7 @@ def _load_builtins() -> None:
         except ModuleNotFoundError as exc:
             # workflows.nodes.workflow is written by the engine; until it lands, that one type
             # is simply unknown. Any other missing import is a real error.
-            if exc.name != module:
+            if exc.name != module or module != "workflows.nodes.workflow":
                 raise
     _loaded = True
 
