@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from credentials.keyring import describe as describe_key_ring
 from infra.registry import get_mode
 from infra.services import probe_all
 
@@ -13,6 +14,8 @@ class Command(BaseCommand):
         self.stdout.write(f"{'port':<16} adapter")
         for port, adapter in mode.ports().items():
             self.stdout.write(f"{port:<16} {adapter}")
+        # Key ids and where they came from; never key material (credentials.keyring.describe).
+        self.stdout.write(f"\n{describe_key_ring()}")
         self.stdout.write(f"\n{'service':<16} {'adapter':<12} status")
         down = []
         for probe in probe_all():
