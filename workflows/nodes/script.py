@@ -84,17 +84,19 @@ class ScriptNode(NodeType):
                 found.append((f"credentials.{key}", parsed[0]))
         return found
 
-    def _environment(self, ctx: StepContext) -> dict[str, str]:
+    def _environment(self, ctx: StepContext) -> tuple[dict[str, str], tuple[Any, ...]]:
+        """The script's environment and the credentials it resolved (for a sidecar)."""
         env = {key: _env_value(value) for key, value in (ctx.config.get("env") or {}).items()}
         refs = ctx.config.get("credentials") or {}
         if not refs:
-            return env
+            return env, ()
         # Imported here: the credentials app is optional to this module and built separately.
         from credentials.exceptions import CredentialError
         from credentials.services import resolve
 
         slug = workflow_slug(ctx)
         by_name: dict[str, list[tuple[str, str]]] = {}
+        credentials = []
         for var, ref in refs.items():
             name, field = _parse_credential_ref(ref) or ("", "")
             by_name.setdefault(name, []).append((var, field))
@@ -105,21 +107,25 @@ class ScriptNode(NodeType):
             except CredentialError as exc:
                 raise StepError(str(exc), retryable=False) from exc
             ctx.secrets |= resolved.secrets
+            credentials.append(resolved)
             env.update({var: values[field] for var, field in wanted})
-        return env
+        return env, tuple(credentials)
 
     def execute(self, ctx: StepContext) -> Any:
         from infra.registry import get_run_adapter
         from infra.runners.base import ScriptSpec
 
         config = ctx.config
+        env, credentials = self._environment(ctx)
         spec = ScriptSpec(
             language=config.get("language", "python"),
             source=config["source"],
-            env=self._environment(ctx),
+            env=env,
             stdin=json.dumps(config["input"]) if "input" in config else "",
             timeout_seconds=ctx.timeout_seconds or DEFAULT_TIMEOUT,
             memory_limit_mb=config.get("memory_limit_mb", 512),
+            credentials=credentials,
+            allow_private_network=bool(ctx.workflow_policies.get("allow_private_network")),
         )
         result = get_run_adapter().run_script(spec, cancel=ctx.cancel, log=ctx.log)
         if result.cancelled:
