@@ -104,16 +104,16 @@ def generate_key_entry(key_id: str) -> str:
 
 @functools.lru_cache(maxsize=8)
 def _ring_for(text: str) -> KeyRing:
-    ring = KeyRing(parse_keys(text))
-    # Key material in any log line is masked like a run's secrets (acceptance point 5).
-    masking.remember(e.partition(":")[2] for e in re.split(r"[,\s]+", text) if ":" in e)
-    masking.remember([text.strip()])
-    return ring
+    return KeyRing(parse_keys(text))
 
 
 def get_key_ring() -> KeyRing:
     """The ring configured in settings (cached per value, so tests may override the setting)."""
-    return _ring_for(settings.CREDENTIALS_KEYS)
+    text = settings.CREDENTIALS_KEYS
+    ring = _ring_for(text)
+    # Key material in any log line is masked like a run's secrets.
+    masking.remember([text.strip(), *(e.partition(":")[2] for e in re.split(r"[,\s]+", text))])
+    return ring
 
 
 def describe() -> str:

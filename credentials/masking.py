@@ -35,8 +35,15 @@ def secret_forms(secrets: Iterable[str]) -> list[str]:
 
 
 def mask(value: Any, secrets: Iterable[str]) -> Any:
-    """Return `value` (a string or any JSON value) with every secret form replaced by ***."""
+    """Return `value` (a string or any JSON value) with every secret form replaced by ***.
+
+    Besides `secrets`, every secret this process has decrypted (see `remember`) is masked, so
+    a value that reaches a step some other way (project code resolving a credential itself)
+    is caught too.
+    """
     forms = secret_forms(secrets)
+    if _remembered_forms:
+        forms = sorted({*forms, *_remembered_forms}, key=len, reverse=True)
     if not forms:
         return value
     return _mask(value, forms)
@@ -58,7 +65,7 @@ def _mask(value: Any, forms: list[str]) -> Any:
 # Secrets this process has decrypted (and the key ring's material), newest last. Log records
 # are masked against them whoever logs and whichever handler writes: a run's secrets stay
 # remembered after the run ends, because its threads and libraries may still log afterwards.
-_REMEMBERED_LIMIT = 5000
+_REMEMBERED_LIMIT = 1000
 _remembered: dict[str, None] = {}
 _remembered_forms: list[str] = []
 _lock = threading.Lock()
@@ -76,6 +83,14 @@ def remember(secrets: Iterable[str]) -> None:
         while len(_remembered) > _REMEMBERED_LIMIT:
             del _remembered[next(iter(_remembered))]
         _remembered_forms = secret_forms(_remembered)
+
+
+def forget_all() -> None:
+    """Forget every remembered secret (tests, so one test's secrets never mask another's)."""
+    global _remembered_forms
+    with _lock:
+        _remembered.clear()
+        _remembered_forms = []
 
 
 def mask_remembered(value: Any) -> Any:

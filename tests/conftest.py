@@ -113,3 +113,14 @@ def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
         yield worker
     finally:
         worker.stop()
+
+
+@pytest.fixture(autouse=True)
+def _forget_remembered_secrets():
+    # Masking remembers every secret the process decrypted; one test's secrets (a token like
+    # "abcd") must not mask another test's expected output in the same worker.
+    from credentials import masking
+
+    masking.forget_all()
+    yield
+    masking.forget_all()
