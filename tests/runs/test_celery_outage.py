@@ -1,0 +1,67 @@
+"""Nothing is lost between the database and the broker (tier 2, real processes)."""
+
+import sys
+
+import pytest
+
+from runs.models import Run
+from runs.services import start_run
+from tests.runs.test_scenarios import make_workflow, wait
+from tests.tier2_processes import (
+    CeleryWorker,
+    ChildProcess,
+    RedisServer,
+    celery_broker,
+    child_env,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.tier2, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    server = RedisServer(tmp_path).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def deployment(private_redis, tmp_path):
+    """A worker and a scheduler process whose broker is the private Redis."""
+    env = child_env(REDIS_URL=private_redis.url, SWEEP_SECONDS="0.5", DISPATCH_GRACE_SECONDS="1")
+    worker = CeleryWorker(tmp_path, env=env).start()
+    argv = [sys.executable, "manage.py", "runscheduler", "--tick", "0.2"]
+    scheduler = ChildProcess(argv, env, tmp_path / "scheduler.log").start()
+    try:
+        with celery_broker(private_redis.url):
+            yield worker, scheduler
+    finally:
+        scheduler.stop()
+        worker.stop()
+
+
+def test_it_completes_a_run_started_while_the_broker_was_down(private_redis, deployment):
+    worker, scheduler = deployment
+    workflow = make_workflow("outage", [wait(0, "a"), wait(0, "b", "a")])
+    private_redis.stop()
+    # Starting a run with the broker down neither fails nor hangs: the run waits, queued.
+    run = start_run(workflow, input={})
+    run.refresh_from_db()
+    assert (run.status, run.dispatched_at) == (Run.Status.QUEUED, None)
+    private_redis.start()
+    # Nobody touches it: the scheduler's sweep dispatches it, the worker reconnects and runs it.
+    wait_for(lambda: Run.objects.get(pk=run.pk).is_final, 90, message="the run to finish")
+    run.refresh_from_db()
+    assert run.status == Run.Status.SUCCEEDED, (run.error, worker.output()[-2000:])
+    assert "Dispatched 1 stranded" in scheduler.output()
+
+
+def test_it_logs_the_startup_line_once_per_worker_start(celery_worker_process):
+    lines = [
+        line for line in celery_worker_process.output().splitlines() if "Appstrate tier 2:" in line
+    ]
+    assert len(lines) == 1, lines
+    assert "executor=celery" in lines[0] and "pubsub=redis" in lines[0]
