@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -49,9 +51,12 @@ def probe_redis() -> Probe:
 def probe_storage() -> Probe:
     mode = get_mode()
     if mode.storage == "local":
-        location = settings.STORAGES["default"]["OPTIONS"]["location"]
+        location = Path(settings.STORAGES["default"]["OPTIONS"]["location"])
         try:
             location.mkdir(parents=True, exist_ok=True)
+            # Writing is what runs need; a directory that exists but refuses files is down.
+            with tempfile.NamedTemporaryFile(dir=location, prefix=".probe-"):
+                pass
             return Probe("storage", "local", True, str(location))
         except OSError as exc:
             return Probe("storage", "local", False, _first_line(exc))
@@ -78,7 +83,7 @@ def probe_docker() -> Probe:
         client.ping()
         return Probe("docker", "docker", True, "engine answers")
     except Exception as exc:
-        return Probe("docker", "docker", False, _first_line(exc))
+        return Probe("docker", "docker", False, _docker_reason(exc))
 
 
 def probe_all() -> list[Probe]:
@@ -113,6 +118,21 @@ def check_boot_requirements() -> None:
                 "S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY; or unset S3_BUCKET to store files "
                 "on the local disk."
             )
+
+
+def _docker_reason(exc: BaseException) -> str:
+    # docker-py nests the urllib3 error three deep; the operator needs where and why.
+    where = settings.DOCKER_HOST or "the default socket (unix:///var/run/docker.sock)"
+    text = str(exc)
+    for needle, reason in (
+        ("Connection refused", "connection refused"),
+        ("No such file", "no socket there"),
+        ("timed out", "timed out"),
+        ("Permission denied", "permission denied"),
+    ):
+        if needle in text:
+            return f"{reason} at {where}"
+    return f"{_first_line(exc)[:200]} at {where}"
 
 
 def _first_line(exc: BaseException) -> str:
