@@ -7,13 +7,16 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from runs import services
 from runs.console import DONE_STEP_STATUSES, run_snapshot, snapshot_json
+from runs.exceptions import RunError, RunNotCancellable
 from runs.models import Run
 from workflows.diagram import render_svg
 
@@ -52,8 +55,6 @@ class RunAdmin(admin.ModelAdmin):
         js = ["appstrate/runs_list.js"]
 
     def get_queryset(self, request):
-        from django.db.models import Count, Q
-
         return (
             super()
             .get_queryset(request)
@@ -102,9 +103,6 @@ class RunAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel selected runs", permissions=["cancel"])
     def cancel_selected(self, request, queryset):
-        from runs import services
-        from runs.exceptions import RunNotCancellable
-
         cancelled, final = 0, 0
         for run in queryset:
             try:
@@ -176,8 +174,6 @@ class RunAdmin(admin.ModelAdmin):
         run = Run.objects.filter(pk=run_id).first()
         if run is None:
             raise Http404(f"No run {run_id}.")
-        from runs.exceptions import RunError
-
         try:
             result = act(run)
         except RunError as exc:
@@ -191,7 +187,7 @@ class RunAdmin(admin.ModelAdmin):
             request,
             run_id,
             can_cancel,
-            lambda run: _services().cancel_run(run, by=request.user),
+            lambda run: services.cancel_run(run, by=request.user),
             lambda run: f"Cancel requested for run #{run.pk}.",
         )
 
@@ -200,7 +196,7 @@ class RunAdmin(admin.ModelAdmin):
             request,
             run_id,
             can_run,
-            lambda run: _services().retry_run(run, by=request.user),
+            lambda run: services.retry_run(run, by=request.user),
             lambda new: f"Started run #{new.pk}: a retry with the same input and version.",
         )
 
@@ -209,16 +205,9 @@ class RunAdmin(admin.ModelAdmin):
             request,
             run_id,
             can_run,
-            lambda run: _services().resume_run(run, by=request.user),
+            lambda run: services.resume_run(run, by=request.user),
             lambda new: f"Started run #{new.pk}, resuming from the failed step.",
         )
-
-
-def _services():
-    # Imported on use: the engine's services import half the project.
-    from runs import services
-
-    return services
 
 
 def _human_duration(seconds: float) -> str:

@@ -15,6 +15,8 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from runs import services
+from runs.exceptions import RunNotCancellable
 from runs.models import Run, RunEvent
 
 logger = logging.getLogger("runs")
@@ -126,9 +128,6 @@ class RunEventsConsumer(AsyncWebsocketConsumer):
     def _cancel(self) -> dict[str, Any]:
         if not self.user.has_perm("runs.cancel_run"):
             return {"kind": "error", "message": "You do not have permission to cancel runs."}
-        from runs import services
-        from runs.exceptions import RunNotCancellable
-
         run = Run.objects.filter(pk=self.run_id).first()
         if run is None:
             return {"kind": "error", "message": "This run no longer exists."}

@@ -8,6 +8,7 @@ service validates the assembled input, and its errors are put back on the fields
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from django import forms
@@ -110,10 +111,10 @@ def _enum_field(options: list[Any], common: dict[str, Any]) -> forms.Field:
 
 
 def _field_of(path: str, fields: dict[str, forms.Field]) -> str | None:
+    """`input['count']`, `input.count`, `$.count` or `count` name the field `count`."""
     if path in fields:
         return path
-    path = path.removeprefix("$").lstrip(".")
-    if path == "input" or path.startswith(("input.", "input[", "input/")):
-        path = path[len("input") :].lstrip("./")
-    head = path.split(".")[0].split("[")[0].split("/")[0].strip("'\"")
-    return head if head in fields else None
+    names = re.findall(r"[^.\[\]'\"/$]+", path)
+    if names and names[0] == "input":
+        names = names[1:]
+    return names[0] if names and names[0] in fields else None

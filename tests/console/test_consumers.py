@@ -158,3 +158,20 @@ async def test_it_answers_garbage_with_an_error_frame(pipeline_run, bob):
         frame = await communicator.receive_json_from(timeout=5)
         assert frame["kind"] == "error"
     await communicator.disconnect()
+
+
+async def test_it_streams_events_the_engine_appends_from_another_thread(pipeline_run, bob):
+    from runs.events import append_event, flush_published
+
+    communicator, connected, _ = await connect(f"/ws/runs/{pipeline_run.pk}/", bob)
+    assert connected
+
+    def append_three():
+        for n in range(3):
+            append_event(pipeline_run, "step.log", {"step": "fetch", "text": f"line {n}"})
+        assert flush_published()
+
+    await database_sync_to_async(append_three)()
+    frames = await receive_events(communicator, 3)
+    assert [f["payload"]["text"] for f in frames] == ["line 0", "line 1", "line 2"]
+    await communicator.disconnect()

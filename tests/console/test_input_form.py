@@ -67,7 +67,7 @@ def test_it_puts_service_errors_on_the_named_fields():
     assert form.is_valid()
     form.add_input_errors(
         [
-            {"field": "input.count", "message": "must be at least 1"},
+            {"field": "input['count']", "message": "must be at least 1"},
             {"field": "label", "message": "too short"},
             {"field": "input", "message": "something overall"},
         ]

@@ -1,0 +1,168 @@
+"""Latency from a run event being appended by the engine to a WebSocket client receiving it.
+
+Runs the real stack in one process, as `manage.py runserver` does at tiers 0 and 1: daphne
+serving the ASGI app on a loopback port (main thread), an engine-like thread appending events
+with `runs.events.append_event` (database insert, commit, publish through the channel layer),
+and a `websockets` client thread connected to `/ws/runs/<id>/` with a real session cookie.
+The tier is whatever the environment selects (see bin/test for the variables):
+
+    APPSTRATE_DATA_DIR=data/bench-t0 .venv/bin/python bench/websocket.py
+    APPSTRATE_DATA_DIR=data/bench-t2 DATABASE_URL=postgres://postgres@127.0.0.1:5432/appstrate_bench \
+      REDIS_URL=redis://127.0.0.1:6379/6 REDIS_PREFIX=bench .venv/bin/python bench/websocket.py
+
+Prints p50, p95, p99 and max over --events events (default 600), sent one at a time with a
+pause, so the figure is delivery latency rather than queueing behind a burst; once from the
+append call (insert, commit, publish, deliver) and once from the commit (publish, deliver).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "appstrate.settings")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def prepare() -> tuple[int, str]:
+    """Migrate, and create an operator, a session and a run to stream. Returns (run id, cookie)."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.core.management import call_command
+
+    from runs.models import Run
+    from workflows.models import Workflow, WorkflowVersion
+
+    call_command("migrate", verbosity=0)
+    user, _ = get_user_model().objects.get_or_create(
+        username="bench", defaults={"is_staff": True, "is_superuser": True}
+    )
+    session = SessionStore()
+    session["_auth_user_id"] = str(user.pk)
+    session["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
+    session["_auth_user_hash"] = user.get_session_auth_hash()
+    session.create()
+    definition = {"slug": "bench", "name": "Bench", "steps": [{"id": "s", "type": "wait"}]}
+    workflow, _ = Workflow.objects.get_or_create(slug="bench", defaults={"name": "Bench"})
+    version, _ = WorkflowVersion.objects.get_or_create(
+        workflow=workflow, number=1, defaults={"content_hash": "bench", "definition": definition}
+    )
+    run = Run.objects.create(workflow=workflow, version=version, status=Run.Status.RUNNING)
+    return run.pk, f"sessionid={session.session_key}"
+
+
+def client(
+    url: str, cookie: str, count: int, ready: threading.Event, out: list[tuple[int, float]]
+) -> None:
+    from websockets.sync.client import connect
+
+    with connect(
+        url, additional_headers={"Cookie": cookie, "Origin": "http://127.0.0.1"}, open_timeout=10
+    ) as ws:
+        ready.set()
+        while len(out) < count:
+            frame = json.loads(ws.recv(timeout=30))
+            if frame.get("kind") == "event" and frame["type"] == "step.log":
+                out.append((frame["payload"]["n"], time.time()))
+
+
+def engine(
+    run_id: int, count: int, pause: float, ready: threading.Event, sent: dict[int, tuple]
+) -> None:
+    from runs.events import append_event
+
+    ready.wait(30)
+    time.sleep(0.3)  # let the subscription settle before the first measured event
+    for n in range(count):
+        started = time.time()
+        append_event(run_id, "step.log", {"step": "s", "text": f"line {n}", "n": n})
+        sent[n] = (started, time.time())  # before the append, and once it committed
+        time.sleep(pause)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=600)
+    # 50 events a second: far above what steps log in practice, below where a 2-core machine
+    # starts queueing (then the figure measures the backlog, not delivery).
+    parser.add_argument("--pause", type=float, default=0.02, help="seconds between events")
+    args = parser.parse_args()
+
+    import django
+
+    django.setup()
+    from daphne.server import Server
+    from twisted.internet import reactor
+
+    from appstrate.asgi import application
+    from infra.registry import get_mode
+
+    run_id, cookie = prepare()
+    port = free_port()
+    url = f"ws://127.0.0.1:{port}/ws/runs/{run_id}/"
+    received: list[tuple[int, float]] = []
+    sent: dict[int, tuple[float, float]] = {}
+    ready = threading.Event()
+
+    def drive() -> None:
+        for _ in range(100):  # wait for daphne to listen
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        feeder = threading.Thread(
+            target=engine, args=(run_id, args.events, args.pause, ready, sent)
+        )
+        feeder.start()
+        try:
+            client(url, cookie, args.events, ready, received)
+        finally:
+            feeder.join()
+            reactor.callFromThread(reactor.stop)
+
+    threading.Thread(target=drive, daemon=True).start()
+    Server(
+        application,
+        endpoints=[f"tcp:port={port}:interface=127.0.0.1"],
+        signal_handlers=False,
+        verbosity=0,
+    ).run()
+    tier = get_mode().tier
+    if len(received) < args.events:
+        print(f"tier {tier}: only {len(received)} of {args.events} events arrived")
+        sys.exit(1)
+    total = [(at - sent[n][0]) * 1000 for n, at in received]
+    after_commit = [(at - sent[n][1]) * 1000 for n, at in received]
+    print(f"tier {tier}, {len(total)} events, one every {args.pause * 1000:g} ms:")
+    print(f"  append_event called -> client receives: {summary(total)}")
+    print(f"  commit (publish)    -> client receives: {summary(after_commit)}")
+
+
+def summary(values: list[float]) -> str:
+    ordered = sorted(values)
+
+    def pct(p: float) -> float:
+        return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
+
+    return (
+        f"p50 {statistics.median(ordered):.2f} ms, p95 {pct(0.95):.2f} ms, "
+        f"p99 {pct(0.99):.2f} ms, max {ordered[-1]:.2f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()
