@@ -181,6 +181,9 @@ def fire_schedule(schedule: Schedule, now: datetime) -> int:
             return 0  # another scheduler claimed these fires
         for fire in fires:
             started += _fire_once(schedule, fire)
+    # Tests count these lines across scheduler processes: one per claimed fire time.
+    for fire in fires:
+        logger.info("Schedule %s fired for %s", schedule.pk, fire.isoformat())
     return started
 
 
@@ -219,9 +222,8 @@ def release_queued_fires() -> int:
 
 
 def _start_scheduled_run(schedule: Schedule, idempotency_key: str) -> int:
-    from runs.services import start_run
-
     from runs.models import Run
+    from runs.services import start_run
 
     try:
         # A savepoint: a run that cannot start (invalid input, disabled workflow) is logged
