@@ -13,5 +13,5 @@ urlpatterns = [
     path("webhooks/<str:token>", views.receive_webhook, name="webhook"),
     path("openapi.json", views.openapi_document, name="openapi"),
     # Anything else under /api/ answers with the JSON error shape, not an HTML 404 page.
-    re_path(r"^(?P<rest>.*)$", views.unknown_endpoint, name="unknown"),
+    re_path(r"^(?P<rest>[\s\S]*)\Z", views.unknown_endpoint, name="unknown"),
 ]
