@@ -28,8 +28,9 @@ def definition_steps(run: Run) -> list[dict[str, Any]]:
 
 def run_snapshot(run_id: int) -> dict[str, Any]:
     """The run, its steps in definition order (pending ones included) and the event cursor."""
+    outermost = not connection.in_atomic_block
     with transaction.atomic():
-        if connection.vendor == "postgresql":
+        if connection.vendor == "postgresql" and outermost:
             # Read committed would give each query its own snapshot; the page needs one.
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")

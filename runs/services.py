@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from runs.engine.claims import claim_run, finalize_run, process_executor_id, submit_next_queued
+from runs.engine.db import write_transaction
 from runs.engine.execution import RunExecution
 from runs.events import append_event
 from runs.exceptions import InvalidInput, RunNotCancellable, RunNotRetryable, WorkflowUnavailable
@@ -59,7 +60,7 @@ def start_run(
     version = version or _runnable_version(workflow)
     input = validate_input(version.definition, input)
     try:
-        with transaction.atomic():
+        with write_transaction():
             run = Run.objects.create(
                 workflow=workflow,
                 version=version,
@@ -179,7 +180,7 @@ def resume_run(run: Run, *, by: Any = None) -> Run:
         raise RunNotRetryable(
             f"run {run.pk} is {run.status}; only a run that did not succeed resumes"
         )
-    with transaction.atomic():
+    with write_transaction():
         new = start_run(
             run.workflow,
             input=run.input,

@@ -10,7 +10,9 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from django.db import connections
@@ -47,13 +49,50 @@ class Wake:
 
 
 def start_attempt(node: NodeType, attempt: Attempt, inbox: queue.SimpleQueue) -> None:
-    thread = threading.Thread(
-        target=_run_attempt,
-        args=(node, attempt, inbox),
-        name=f"step-{attempt.ctx.run_id}-{attempt.step_id}",
-        daemon=True,
-    )
-    thread.start()
+    _pool.submit(partial(_run_attempt, node, attempt, inbox))
+
+
+class _AttemptPool:
+    """Threads that outlive one attempt: handing work to a waiting thread costs a few
+    microseconds, starting a thread a few hundred. An abandoned attempt (timed out) keeps its
+    thread busy and the pool grows; threads idle for a minute leave."""
+
+    IDLE_SECONDS = 60.0
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0  # threads waiting for a job and not yet promised one
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            spawn = self._idle == 0
+            if not spawn:
+                self._idle -= 1
+        if spawn:
+            threading.Thread(
+                target=self._work, args=(job,), name="appstrate-step", daemon=True
+            ).start()
+        else:
+            self._jobs.put(job)
+
+    def _work(self, job: Callable[[], None]) -> None:
+        while True:
+            job()
+            with self._lock:
+                self._idle += 1
+            while True:
+                try:
+                    job = self._jobs.get(timeout=self.IDLE_SECONDS)
+                    break
+                except queue.Empty:
+                    with self._lock:
+                        if self._idle > 0:  # nobody was promised this thread: leave
+                            self._idle -= 1
+                            return
+
+
+_pool = _AttemptPool()
 
 
 def _run_attempt(node: NodeType, attempt: Attempt, inbox: queue.SimpleQueue) -> None:
@@ -67,6 +106,6 @@ def _run_attempt(node: NodeType, attempt: Attempt, inbox: queue.SimpleQueue) -> 
         error = StepError(f"{type(exc).__name__}: {exc}")
         done = AttemptDone(attempt.step_id, attempt.number, error=error)
     finally:
-        # Node code may have used the ORM on this thread; its connection dies with it.
+        # Node code may have used the ORM on this pooled thread: give its connection back.
         connections.close_all()
     inbox.put(done)

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from credentials.masking import mask
+from runs.engine.db import write_transaction
 from runs.events import append_events
 from runs.models import Run
 from workflows.models import Workflow
@@ -55,7 +56,7 @@ def claim_run(run_id: int, executor_id: str) -> tuple[Run, bool] | None:
     limit (it stays queued and is submitted again when a slot frees up).
     """
     now = timezone.now()
-    with transaction.atomic():
+    with write_transaction():
         run = (
             Run.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("version")
@@ -136,16 +137,19 @@ def finalize_run(
     payload: dict[str, Any] | None = None,
     secrets: set[str] | frozenset[str] = frozenset(),
     extra: dict[str, Any] | None = None,
+    limited: bool | None = None,
 ) -> bool:
     """Finish a run unless something else already did: one conditional UPDATE decides.
 
     Success, failure, cancel, timeout and the orphan path all come through here; only the
     winner appends the final event (`run.<status>`). Returns whether this call won.
+    `limited` says whether the workflow has a concurrency limit (None: look it up), in which
+    case the head of its queue is submitted once the transaction commits.
     """
     assert status in Run.FINAL_STATUSES, status
     output = mask(output, secrets)
     error = mask(error, secrets)
-    with transaction.atomic():
+    with write_transaction():
         won = (
             Run.objects.filter(pk=run_id)
             .exclude(status__in=Run.FINAL_STATUSES)
@@ -163,7 +167,8 @@ def finalize_run(
         if error:
             event["error"] = error
         append_events(run_id, [(f"run.{status}", event)])
-        transaction.on_commit(lambda: submit_next_queued(run_id))
+        if limited is not False:
+            transaction.on_commit(lambda: submit_next_queued(run_id))
     return True
 
 

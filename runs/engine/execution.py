@@ -11,19 +11,20 @@ from __future__ import annotations
 import logging
 import queue
 import time
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from credentials.masking import mask
 from runs.engine import policies
 from runs.engine.attempts import Attempt, AttemptDone, LogLine, Wake, start_attempt
 from runs.engine.claims import finalize_run
+from runs.engine.db import update_steps, write_transaction
 from runs.engine.signals import RunHandle, register, unregister
 from runs.events import MAX_LOG_CHARS, insert_events, reserve_seqs
 from runs.models import Run, StepRun
@@ -89,7 +90,10 @@ class RunExecution:
         self.events: list[tuple[str, dict[str, Any]]] = []
         self.executions_delta = 0
         self.run_status = Run.Status.RUNNING
-        self.changed = False
+        self.ready: deque[str] = deque()  # pending steps whose dependencies are all done
+        self.waiting: dict[str, int] = {}  # per step: dependencies not done yet
+        self.skips_dirty = True  # a branch chose or a step was skipped: look for more skips
+        self.step_concurrency = max(int(settings.STEP_CONCURRENCY), 1)
 
     # --- entry point ---------------------------------------------------------------------------
 
@@ -128,7 +132,9 @@ class RunExecution:
                 self.context["steps"][sid] = {"output": row.output}
                 if row.status == S.SUCCEEDED and self.specs[sid]["type"] == "branch":
                     self._note_branch(sid, row.output)
-        return self._recover_interrupted()
+        outcome = self._recover_interrupted()
+        self._count_waiting()
+        return outcome
 
     def _recover_interrupted(self) -> Outcome | None:
         for sid in self.order:
@@ -178,8 +184,8 @@ class RunExecution:
             if self.failure:
                 return Outcome(Run.Status.FAILED, error=self.failure)
             if not self.in_flight and not to_start and not self.retry_at:
-                if self.changed:
-                    continue  # a skip may have made more steps ready or skippable
+                if self.ready or self.skips_dirty:
+                    continue  # a skip made more steps ready or skippable
                 return self._completed()
             self._wait(now)
 
@@ -225,24 +231,37 @@ class RunExecution:
     # --- scheduling ----------------------------------------------------------------------------
 
     def _schedule(self, now: float) -> list[tuple[Any, Attempt]]:
-        self.changed = False
-        self._skip_unreachable()
-        to_start = []
-        for sid in self.order:
-            if len(self.in_flight) + len(to_start) >= settings.STEP_CONCURRENCY:
+        if self.skips_dirty:
+            self.skips_dirty = False
+            self._skip_unreachable()
+        to_start: list[tuple[Any, Attempt]] = []
+        due = [sid for sid, at in self.retry_at.items() if at <= now]
+        while (due or self.ready) and not self.failure:
+            if len(self.in_flight) >= self.step_concurrency:
                 break
-            status = self.status[sid]
-            if status == S.RETRYING:
-                if self.retry_at.get(sid, 0.0) > now:
-                    continue
-            elif status != S.PENDING or not all(self.status[d] in DONE for d in self.deps[sid]):
-                continue
+            if due:
+                sid = due.pop(0)
+            else:
+                sid = self.ready.popleft()
+                if self.status[sid] != S.PENDING:
+                    continue  # skipped meanwhile
             started = self._start(sid)
-            if self.failure:
-                break
             if started is not None:
                 to_start.append(started)
         return to_start
+
+    def _count_waiting(self) -> None:
+        for sid in self.order:
+            self.waiting[sid] = sum(1 for dep in self.deps[sid] if self.status[dep] not in DONE)
+        self.ready = deque(
+            sid for sid in self.order if self.status[sid] == S.PENDING and not self.waiting[sid]
+        )
+
+    def _became_done(self, sid: str) -> None:
+        for dependent in self.dependents[sid]:
+            self.waiting[dependent] -= 1
+            if not self.waiting[dependent] and self.status[dependent] == S.PENDING:
+                self.ready.append(dependent)
 
     def _skip_unreachable(self) -> None:
         """Dependents a branch did not choose, and what only they lead to, are skipped."""
@@ -265,8 +284,10 @@ class RunExecution:
     def _skip(self, sid: str, reason: str) -> None:
         self._set_step(sid, S.SKIPPED, finished_at=timezone.now())
         self.context["steps"][sid] = {"output": None}
-        self.changed = True
+        self.skips_dirty = True
         self.events.append(("step.skipped", {"step": sid, "reason": reason}))
+        if self.waiting:
+            self._became_done(sid)
 
     def _start(self, sid: str) -> tuple[Any, Attempt] | None:
         spec = self.specs[sid]
@@ -361,10 +382,12 @@ class RunExecution:
         self.events.append(("step.succeeded", payload))
         if self.specs[sid]["type"] == "branch":
             self._note_branch(sid, output)
+        self._became_done(sid)
 
     def _note_branch(self, sid: str, output: Any) -> None:
         chosen = set((output or {}).get("chosen") or []) if isinstance(output, dict) else set()
         self.unchosen |= set(self.dependents[sid]) - chosen
+        self.skips_dirty = True
 
     def _errored(self, sid: str, attempt: Attempt, error: StepError, duration_ms: int) -> None:
         message = mask(str(error), self.secrets)
@@ -468,7 +491,7 @@ class RunExecution:
         if not (self.writes or self.events or self.executions_delta):
             return
         events = [(type_, mask(payload, self.secrets)) for type_, payload in self.events]
-        with transaction.atomic():
+        with write_transaction():
             reservation = reserve_seqs(
                 self.run_id,
                 len(events),
@@ -477,8 +500,7 @@ class RunExecution:
             )
             if reservation is None:
                 raise LostOwnership(self.run_id)
-            for row_id, fields in self.writes.items():
-                StepRun.objects.filter(pk=row_id).update(**fields)
+            update_steps(self.writes)
             if events:
                 insert_events(self.run_id, reservation, events)
         self.writes = {}
