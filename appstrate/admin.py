@@ -16,3 +16,14 @@ class ConsoleSite(admin.AdminSite):
         if request.method == "POST" and (limited := check_rate(request, "login")):
             return limited
         return super().login(request, extra_context)
+
+    def get_urls(self):
+        # The system page (infra.console): tier, adapters, queue, executors, workers, failures.
+        from django.urls import path
+
+        from infra.console import system_page
+
+        return [
+            path("system/", self.admin_view(lambda r: system_page(r, self)), name="system"),
+            *super().get_urls(),
+        ]

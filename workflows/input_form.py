@@ -67,6 +67,11 @@ class InputForm(forms.Form):
 
 def field_for(prop: dict[str, Any], required: bool) -> forms.Field:
     kind = prop.get("type")
+    if isinstance(kind, list):
+        # ["integer", "null"]: an integer field, where leaving it empty means null/default.
+        named = [t for t in kind if t != "null"]
+        kind = named[0] if len(named) == 1 else None
+        required = required and "null" not in prop["type"]
     common: dict[str, Any] = {
         "required": required,
         "label": prop.get("title"),
