@@ -81,7 +81,7 @@ def test_it_refuses_a_target_that_is_not_empty_unless_forced(tier0):
     data_dir, ids = tier0
     _promote(data_dir)
     Run.objects.filter(pk=ids["parent"]).update(error="changed after promotion")
-    with pytest.raises(CommandError, match="not empty.*--force"):
+    with pytest.raises(CommandError, match=r"not empty.*--force"):
         _promote(data_dir)
     # It should have changed nothing.
     assert Run.objects.get(pk=ids["parent"]).error == "changed after promotion"
