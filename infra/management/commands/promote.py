@@ -57,4 +57,6 @@ class Command(BaseCommand):
         if not report.ok:
             raise CommandError("Verification failed: see MISMATCH above.")
         files = f", {report.files_copied + report.files_present} files" if to_s3 else ""
-        return f"Promoted {report.rows} rows in {len(report.tables)} tables{files}; counts verified."
+        return (
+            f"Promoted {report.rows} rows in {len(report.tables)} tables{files}; counts verified."
+        )
