@@ -61,3 +61,18 @@ class Scheduler:
         self.stopping.set()
         if self._thread is not None:
             self._thread.join(timeout)
+
+
+_in_process: Scheduler | None = None
+_in_process_lock = threading.Lock()
+
+
+def start_in_process() -> Scheduler:
+    """Start this process's scheduler thread once (the tier 0/1 serving process calls it)."""
+    global _in_process
+    with _in_process_lock:
+        if _in_process is None:
+            _in_process = Scheduler()
+            _in_process.start()
+            logger.info("In-process scheduler started, a tick every %ss", _in_process.tick_seconds)
+    return _in_process

@@ -131,4 +131,9 @@ def autostart() -> bool:
     if get_mode().executor != "inline" or not is_serving_process():
         return False
     get_executor().start()
+    # Schedules fire from the serving process too at tiers 0 and 1 (every fire is claimed in
+    # the database, so several serving processes still fire each one once).
+    from workflows.scheduler import start_in_process
+
+    start_in_process()
     return True
