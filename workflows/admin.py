@@ -7,6 +7,7 @@ import json
 from django.contrib import admin
 from django.utils.html import format_html
 
+from workflows.console import WorkflowConsoleMixin
 from workflows.forms import WorkflowForm
 from workflows.models import Workflow, WorkflowVersion
 from workflows.services import save_definition
@@ -36,7 +37,7 @@ class WorkflowVersionInline(admin.TabularInline):
 
 
 @admin.register(Workflow)
-class WorkflowAdmin(admin.ModelAdmin):
+class WorkflowAdmin(WorkflowConsoleMixin, admin.ModelAdmin):  # mixin: DAG, runs, run now
     form = WorkflowForm
     list_display = ["slug", "name", "source", "enabled", "retired", "current_version", "updated_at"]
     list_filter = ["source", "enabled", "retired"]

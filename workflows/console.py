@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html
 
 from runs import services as run_services
 from runs.exceptions import InvalidInput, RunError
@@ -45,6 +46,15 @@ class WorkflowConsoleMixin:
             path("<int:workflow_id>/run/", wrap(self.run_now_view), name="workflows_workflow_run"),
             *super().get_urls(),
         ]
+
+    def get_list_display(self, request):
+        columns = list(super().get_list_display(request))
+        return [*columns, "run_now_link"] if can_run(request.user) else columns
+
+    @admin.display(description="")
+    def run_now_link(self, workflow: Workflow) -> str:
+        url = reverse("admin:workflows_workflow_run", args=[workflow.pk])
+        return format_html('<a href="{}" class="button run-now-link">Run now</a>', url)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         workflow = Workflow.objects.filter(pk=object_id).select_related("current_version").first()
