@@ -18,6 +18,7 @@ from runs.models import Run, RunEvent, StepRun
 from tests.api.helpers import make_client
 from tests.credentials.conftest import EchoServer
 from tests.runs.conftest import make_workflow
+from tests.tier2_processes import wait_for
 from workflows.nodes.base import StepContext
 from workflows.nodes.python import register_function
 
@@ -126,7 +127,28 @@ def assert_clean(where: str, text: str) -> None:
         assert form not in text, f"the canary ({form!r}) leaked into {where}"
 
 
-def test_it_never_leaks_the_canary(server, key_ring_k1, alice, alice_client, all_logs, capfd):
+def canary_steps(server, *, project_code: bool) -> list[dict]:
+    steps = [
+        script("prints", PRINTS),
+        script("returns", RETURNS),
+        script("logs", LOGS),
+        {
+            "id": "calls",
+            "type": "http",
+            "config": {"url": server.url("/echo"), "credential": "canary"},
+        },
+    ]
+    if project_code:  # registered in this process only, so not in a Celery worker's
+        steps.append(
+            {"id": "project", "type": "python", "config": {"function": "credtest.project_code"}}
+        )
+    # Last, because a failed step cancels the steps still running
+    raises = script("raises", RAISES)
+    raises["depends_on"] = [step["id"] for step in steps]
+    return [*steps, raises]
+
+
+def start_canary_run(server, *, project_code: bool) -> Run:
     services.create_credential(
         name="canary",
         type="bearer_token",
@@ -139,66 +161,71 @@ def test_it_never_leaks_the_canary(server, key_ring_k1, alice, alice_client, all
         {
             "slug": "canary",
             "policies": {"allow_private_network": True},
-            "steps": [
-                script("prints", PRINTS),
-                script("returns", RETURNS),
-                script("raises", RAISES),
-                script("logs", LOGS),
-                {
-                    "id": "calls",
-                    "type": "http",
-                    "config": {"url": server.url("/echo"), "credential": "canary"},
-                },
-                {
-                    "id": "project",
-                    "type": "python",
-                    "config": {"function": "credtest.project_code"},
-                },
-            ],
+            "steps": canary_steps(server, project_code=project_code),
         }
     )
-    run = runs.start_run(workflow, input={})
-    runs.execute_run(run.pk, executor_id="canary-test")
-    run.refresh_from_db()
+    return runs.start_run(workflow, input={})
 
-    # The steps really did handle the secret
+
+def assert_steps_handled_the_secret(run: Run, server) -> dict:
     steps = {s.step_id: s for s in StepRun.objects.filter(run=run)}
-    assert run.status == Run.Status.FAILED
+    assert run.status == Run.Status.FAILED, run.error
     assert steps["raises"].status == StepRun.Status.FAILED
     assert "upstream rejected ***" in steps["raises"].error
     assert "raw ***" in steps["prints"].logs + str(steps["prints"].output)
     assert steps["returns"].output["token"] == "***"
     assert steps["calls"].output["json"]["headers"]["Authorization"] == "Bearer ***"
     assert server.requests[0]["headers"]["Authorization"] == f"Bearer {CANARY}"
-    assert steps["project"].output == {"token": "***"}
+    return steps
 
-    # The database, every table
+
+def assert_leaks_nowhere(run: Run, alice, alice_client, logs: str) -> None:
+    # The database, every table, and the run events as stored
     assert_clean("the database", dump_database())
-    # The run events, as stored
     assert_clean("the run events", str(list(RunEvent.objects.filter(run=run).values())))
-    # The logs: every logger, and what reached the process's stdout/stderr
-    captured = capfd.readouterr()
-    assert "project code saw ***" in all_logs.getvalue()
-    assert_clean("the logs", all_logs.getvalue() + captured.out + captured.err)
-
+    assert_clean("the logs", logs)
     # The API
     api = make_client(create_token(alice, name="canary", scopes=["read"])[1])
     for url in (f"/api/runs/{run.pk}", f"/api/runs/{run.pk}/events"):
         response = api.get(url)
         assert response.status_code == 200, response.content[:500]
         assert_clean(url, response.content.decode())
-
     # The console
+    credential = services.Credential.objects.get(name="canary")
     for url in (
         reverse("admin:runs_run_change", args=[run.pk]),
         reverse("admin:runs_run_state", args=[run.pk]),
         reverse("admin:runs_run_changelist"),
         reverse("admin:credentials_credential_changelist"),
-        reverse(
-            "admin:credentials_credential_change",
-            args=[services.Credential.objects.get(name="canary").pk],
-        ),
+        reverse("admin:credentials_credential_change", args=[credential.pk]),
     ):
         response = alice_client.get(url)
         assert response.status_code == 200, url
         assert_clean(url, response.content.decode())
+
+
+def test_it_never_leaks_the_canary(server, key_ring_k1, alice, alice_client, all_logs, capfd):
+    run = start_canary_run(server, project_code=True)
+    runs.execute_run(run.pk, executor_id="canary-test")
+    run.refresh_from_db()
+    steps = assert_steps_handled_the_secret(run, server)
+    assert steps["project"].output == {"token": "***"}
+    assert "project code saw ***" in all_logs.getvalue()
+    captured = capfd.readouterr()
+    assert_leaks_nowhere(
+        run, alice, alice_client, all_logs.getvalue() + captured.out + captured.err
+    )
+
+
+@pytest.mark.tier2
+def test_it_never_leaks_the_canary_from_a_celery_worker(
+    server, celery_worker_process, alice, alice_client, all_logs
+):
+    # The worker was started with this process's key ring (the test data dir's dev key).
+    run = start_canary_run(server, project_code=False)
+    wait_for(lambda: Run.objects.get(pk=run.pk).is_final, 60, message="the canary run to end")
+    run.refresh_from_db()
+    assert_steps_handled_the_secret(run, server)
+    assert_leaks_nowhere(
+        run, alice, alice_client, all_logs.getvalue() + celery_worker_process.output()
+    )
