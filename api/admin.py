@@ -3,6 +3,7 @@ from django.contrib.auth import get_user_model
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from api import webhook_admin  # noqa: F401  (registers WebhookTrigger)
 from api.models import ApiToken
 from api.tokens import fill_secret
 

@@ -56,9 +56,8 @@ def _start(
     user: AbstractBaseUser | None,
     key: str | None,
 ) -> tuple[Run, bool]:
-    from runs.services import start_run
-
     from runs.exceptions import InvalidInput, WorkflowUnavailable
+    from runs.services import start_run
 
     if key:
         existing = Run.objects.filter(workflow=workflow, idempotency_key=key).first()
@@ -79,9 +78,8 @@ def _start(
 
 
 def cancel_api_run(run: Run, *, user: AbstractBaseUser) -> Run:
-    from runs.services import cancel_run
-
     from runs.exceptions import RunNotCancellable
+    from runs.services import cancel_run
 
     try:
         return cancel_run(run, by=user)
@@ -92,6 +90,11 @@ def cancel_api_run(run: Run, *, user: AbstractBaseUser) -> Run:
 def new_webhook_token() -> str:
     """The secret part of a webhook URL: 256 random bits, URL-safe."""
     return secrets.token_urlsafe(32)
+
+
+def new_webhook_secret() -> str:
+    """A signing secret for HMAC-SHA256 webhook signatures."""
+    return "whsec_" + secrets.token_urlsafe(32)
 
 
 def workflow_data(workflow: Workflow) -> dict[str, Any]:
