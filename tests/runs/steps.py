@@ -27,6 +27,10 @@ def calls(key: str) -> int:
     return _calls.get(key, 0)
 
 
+def call_times(key: str) -> list[float]:
+    return list(_calls.get(f"{key}:times", []))
+
+
 def reset_calls() -> None:
     _calls.clear()
 
