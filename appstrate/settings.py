@@ -214,6 +214,11 @@ STEP_CONCURRENCY = env.int("STEP_CONCURRENCY", default=4)
 # How often an executor heartbeats its runs, and when a silent run counts as orphaned.
 HEARTBEAT_SECONDS = env.float("HEARTBEAT_SECONDS", default=5.0)
 ORPHAN_AFTER_SECONDS = env.float("ORPHAN_AFTER_SECONDS", default=30.0)
+# Retention (manage.py pruneruns): finished runs older than this many days, or beyond this many
+# per workflow, are deleted with their steps and events; 0 = no limit. A workflow's
+# `policies.retention` overrides either.
+RUNS_RETENTION_DAYS = env.int("RUNS_RETENTION_DAYS", default=30)
+RUNS_RETENTION_COUNT = env.int("RUNS_RETENTION_COUNT", default=1000)
 # The largest JSON output a step (or a run) may produce; bigger ones fail the step clearly.
 STEP_OUTPUT_MAX_BYTES = env.int("STEP_OUTPUT_MAX_BYTES", default=1024 * 1024)
 # The scheduler (a thread at tiers 0/1, `manage.py runscheduler` at tier 2+): how often it

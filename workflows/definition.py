@@ -159,7 +159,8 @@ def _workflow_policies(raw: Any, errors: _Errors) -> dict[str, Any]:
     if not isinstance(raw, dict):
         errors.add(None, "policies", "must be an object")
         return dict(WORKFLOW_POLICY_DEFAULTS)
-    _unknown(raw, set(WORKFLOW_POLICY_DEFAULTS), errors, None, "policies.")
+    # `retention` is optional and gets no default, so definitions without it keep their hash.
+    _unknown(raw, set(WORKFLOW_POLICY_DEFAULTS) | {"retention"}, errors, None, "policies.")
     policies = {**WORKFLOW_POLICY_DEFAULTS, **raw}
     timeout = policies["timeout_seconds"]
     if timeout is not None and (not _is_number(timeout) or not 0 < timeout <= MAX_SECONDS):
@@ -176,7 +177,24 @@ def _workflow_policies(raw: Any, errors: _Errors) -> dict[str, Any]:
         errors.add(None, "policies.queue", "must be 1-100 letters, digits, '_', '.' or '-'")
     if not isinstance(policies["allow_private_network"], bool):
         errors.add(None, "policies.allow_private_network", "must be true or false")
+    if "retention" in policies:
+        _retention(policies["retention"], errors)
     return policies
+
+
+def _retention(raw: Any, errors: _Errors) -> None:
+    """{"days": N | null, "count": N | null}: how long and how many finished runs to keep
+    (manage.py pruneruns); a missing key falls back to the settings, null means no limit."""
+    if not isinstance(raw, dict):
+        errors.add(None, "policies.retention", 'must be an object like {"days": 30, "count": 1000}')
+        return
+    _unknown(raw, {"days", "count"}, errors, None, "policies.retention.")
+    for key, most in (("days", 36500), ("count", 1_000_000)):
+        value = raw.get(key)
+        if value is not None and (type(value) is not int or not 1 <= value <= most):
+            errors.add(
+                None, f"policies.retention.{key}", f"must be null or an integer from 1 to {most}"
+            )
 
 
 def _steps(raw: Any, workflow_policies: dict, errors: _Errors) -> list[dict[str, Any]]:
