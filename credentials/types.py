@@ -94,12 +94,20 @@ class HttpCredentialType(CredentialType):
     testable = True
 
     def test(self, resolved: ResolvedCredential, target: str) -> str:
-        parts = urlsplit(target.strip())
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise CredentialTestFailed("Give an http:// or https:// URL to test against.")
-        if not resolved.allows_host(parts.netloc):
+        try:
+            parts = urlsplit(target.strip())
+            host = parts.hostname or ""
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            raise CredentialTestFailed("That is not a valid URL.") from None
+        if parts.scheme not in ("http", "https") or not host or parts.username is not None:
             raise CredentialTestFailed(
-                f"{parts.netloc} is not in the allowed hosts of credential {resolved.name!r}."
+                "Give an http:// or https:// URL (without a user name) to test against."
+            )
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        if not resolved.allows_host(where):
+            raise CredentialTestFailed(
+                f"{where} is not in the allowed hosts of credential {resolved.name!r}."
             )
         request = urllib.request.Request(
             target.strip(), headers=resolved.apply_to_headers({"User-Agent": "Appstrate"})
@@ -108,12 +116,12 @@ class HttpCredentialType(CredentialType):
         opener = urllib.request.build_opener(_NoRedirect)
         try:
             with opener.open(request, timeout=TEST_TIMEOUT_SECONDS) as response:
-                return f"HTTP {response.status} from {parts.netloc}"
+                return f"HTTP {response.status} from {where}"
         except urllib.error.HTTPError as exc:
-            raise CredentialTestFailed(f"HTTP {exc.code} from {parts.netloc}") from None
-        except (urllib.error.URLError, OSError) as exc:
+            raise CredentialTestFailed(f"HTTP {exc.code} from {where}") from None
+        except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise CredentialTestFailed(f"Could not reach {parts.netloc}: {reason}") from None
+            raise CredentialTestFailed(f"Could not reach {where}: {reason}") from None
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

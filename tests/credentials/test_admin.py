@@ -236,3 +236,21 @@ def test_it_shows_viewers_the_status_but_no_inputs(client, django_user_model, gi
     assert_no_secret(html, SECRET)
     # A viewer gets no secret inputs at all
     assert 'type="password"' not in html
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("javascript:alert(1)", "Give an http:// or https:// URL"),
+        ("http://user:pw@api.github.test/", "without a user name"),
+        ("http://api.github.test:99999/", "not a valid URL"),
+        ("http://[::1/", "not a valid URL"),
+        ("http://" + "a" * 2100, "at most 2000 characters"),
+        ("", "This field is required"),
+    ],
+)
+def test_it_answers_hostile_test_targets_clearly(alice_client, github_token, target, message):
+    test_url = reverse("admin:credentials_credential_test", args=[github_token.pk])
+    response = alice_client.post(test_url, {"target": target}, follow=True)
+    assert response.status_code == 200
+    assert message in response.content.decode()
