@@ -1,11 +1,13 @@
 # Shared by bin/console and bin/test: find Python 3.12+, make .venv, install the project.
 # Usage: . bin/_env.sh [extra]   (extra: "dev" installs the test tools too)
+# APPSTRATE_VENV=/path/to/venv uses an existing virtualenv as it is and installs nothing
+# (the quickstart test reuses the repository's .venv this way).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 find_python() {
-  for candidate in python3.13 python3.12 /root/.pyenv/versions/3.12.1/bin/python3.12 \
+  for candidate in python3.12 python3.13 /root/.pyenv/versions/3.12.1/bin/python3.12 \
                    /root/.pyenv/versions/3.13.0/bin/python3.13 python3; do
     if command -v "$candidate" >/dev/null 2>&1 &&
        "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
@@ -13,18 +15,28 @@ find_python() {
     fi
   done
   echo "Appstrate needs Python 3.12 or newer; none found on PATH." >&2
+  echo "Install one (e.g. apt-get install python3.12 or pyenv install 3.12) and retry." >&2
   return 1
 }
 
-if [ ! -x .venv/bin/python ]; then
-  "$(find_python)" -m venv .venv
-  .venv/bin/pip install --quiet --upgrade pip
+if [ -n "${APPSTRATE_VENV:-}" ]; then
+  VENV="$(cd "$APPSTRATE_VENV" && pwd)"
+  [ -x "$VENV/bin/python" ] || { echo "APPSTRATE_VENV=$VENV has no bin/python" >&2; exit 1; }
+else
+  VENV="$ROOT/.venv"
+  if [ ! -x "$VENV/bin/python" ]; then
+    echo "Creating the virtualenv in .venv ..."
+    python="$(find_python)"
+    "$python" -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --upgrade pip
+  fi
+  extra="${1:-}"
+  stamp="$VENV/.installed${extra:+-$extra}"
+  # Reinstall only when pyproject.toml changed since the last install.
+  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    echo "Installing Appstrate${extra:+ with its $extra tools} into .venv (first run: a minute or two) ..."
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check -e ".${extra:+[$extra]}"
+    touch "$stamp"
+  fi
 fi
-extra="${1:-}"
-stamp=".venv/.installed${extra:+-$extra}"
-# Reinstall only when pyproject.toml changed since the last install.
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/pip install --quiet -e ".${extra:+[$extra]}"
-  touch "$stamp"
-fi
-export PATH="$ROOT/.venv/bin:$PATH"
+export PATH="$VENV/bin:$PATH"
