@@ -1,4 +1,7 @@
+import threading
+
 import pytest
+from django.db import connections
 
 import tests.runs.steps  # noqa: F401  (registers the test functions)
 from runs.models import Run
@@ -54,3 +57,18 @@ def final(db):
         return run
 
     return refresh
+
+
+def execute_in_thread(run: Run, executor_id: str = "test-executor") -> threading.Thread:
+    """Execute the run on another thread, as an executor thread would (closing its connection)."""
+    from runs import services
+
+    def execute() -> None:
+        try:
+            services.execute_run(run.pk, executor_id=executor_id)
+        finally:
+            connections.close_all()
+
+    worker = threading.Thread(target=execute)
+    worker.start()
+    return worker
