@@ -17,10 +17,21 @@ from credentials.models import Credential
 from credentials.types import all_types, get_type
 
 
+class TypeFilter(admin.SimpleListFilter):
+    title = "type"
+    parameter_name = "type"
+
+    def lookups(self, request, model_admin):
+        return [(t.name, t.label) for t in all_types()]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(type=self.value()) if self.value() else queryset
+
+
 @admin.register(Credential)
 class CredentialAdmin(admin.ModelAdmin):
     list_display = ["name", "type_label", "hosts", "secrets_summary", "updated_at", "updated_by"]
-    list_filter = ["type"]
+    list_filter = [TypeFilter]
     search_fields = ["name", "description"]
     readonly_fields = [
         "type_label",

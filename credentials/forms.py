@@ -49,8 +49,9 @@ class CredentialForm(forms.ModelForm):
         if not instance.pk:
             instance.type = self.credential_type.name
         self.stored = {s.field: s for s in services.secret_status(instance) if s.is_set}
-        self.initial.setdefault("allowed_hosts", "\n".join(instance.allowed_hosts))
-        self.initial.setdefault("allowed_workflows", "\n".join(instance.allowed_workflows))
+        # The model holds lists; the inputs show one entry per line.
+        self.initial["allowed_hosts"] = "\n".join(instance.allowed_hosts)
+        self.initial["allowed_workflows"] = "\n".join(instance.allowed_workflows)
         for spec in self.credential_type.fields:
             if spec.secret:
                 status = self.stored.get(spec.name)
@@ -176,6 +177,7 @@ class CredentialTestForm(forms.Form):
     target = forms.CharField(
         label="URL to test against",
         max_length=2000,
+        widget=forms.URLInput(attrs={"size": 70, "placeholder": "https://api.example.com/me"}),
         help_text="A GET request with the credential; its host must be allowed.",
     )
 

@@ -254,3 +254,20 @@ def test_it_answers_hostile_test_targets_clearly(alice_client, github_token, tar
     response = alice_client.post(test_url, {"target": target}, follow=True)
     assert response.status_code == 200
     assert message in response.content.decode()
+
+
+def test_it_round_trips_the_change_form_unchanged(alice_client, github_token):
+    services.update_credential(github_token, allowed_hosts=["api.github.test", "*.github.test"])
+    html = alice_client.get(change_url(github_token)).content.decode()
+    # Lists are shown one entry per line, so saving the form as shown changes nothing
+    assert ">\napi.github.test\n*.github.test</textarea>" in html
+    hosts = re.search(r'name="allowed_hosts"[^>]*>\n?(.*?)</textarea>', html, re.S).group(1)
+    flows = re.search(r'name="allowed_workflows"[^>]*>\n?(.*?)</textarea>', html, re.S).group(1)
+    response = alice_client.post(
+        change_url(github_token),
+        {"description": "", "secret_token": "", "allowed_hosts": hosts, "allowed_workflows": flows},
+    )
+    assert response.status_code == 302
+    github_token.refresh_from_db()
+    assert github_token.allowed_hosts == ["api.github.test", "*.github.test"]
+    assert github_token.allowed_workflows == ["sync-issues"]
