@@ -7,13 +7,16 @@ dependencies (one barycentre pass), which keeps most arrows short and uncrossed.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-BOX_WIDTH = 188
+from workflows.definition import STEP_POLICY_DEFAULTS
+
+BOX_WIDTH = 164
 BOX_HEIGHT = 62
-COLUMN_GAP = 64
+COLUMN_GAP = 52
 ROW_GAP = 22
 MARGIN = 16
 
@@ -92,13 +95,18 @@ def layout(steps: list[dict[str, Any]]) -> list[Placed]:
 
 
 def policy_badges(step: dict[str, Any]) -> list[str]:
+    """Badges for policies that differ from the defaults (every step has a timeout)."""
     policies = step.get("policies") or {}
     badges = []
     attempts = (policies.get("retries") or {}).get("max_attempts") or 1
     if isinstance(attempts, int) and attempts > 1:
         badges.append(f"↻ {attempts} tries")
     timeout = policies.get("timeout_seconds")
-    if isinstance(timeout, int | float) and not isinstance(timeout, bool):
+    if (
+        isinstance(timeout, int | float)
+        and not isinstance(timeout, bool)
+        and timeout != STEP_POLICY_DEFAULTS["timeout_seconds"]
+    ):
         badges.append(f"timeout {timeout:g}s")
     if policies.get("idempotent") is True:
         badges.append("idempotent")
@@ -118,16 +126,20 @@ def render_svg(definition: dict[str, Any], statuses: dict[str, str] | None = Non
     height = MARGIN * 2 + max(p.y for p in placed) - MARGIN + BOX_HEIGHT
     parts = [
         f'<svg class="dag" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'style="max-width:100%;height:auto" '
         f'viewBox="0 0 {width} {height}" role="img" aria-label="Workflow steps and dependencies">',
         f"<style>{STYLE}</style>",
         '<defs><marker id="dag-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
         'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
         'fill="#9aa5b1"/></marker></defs>',
     ]
+    tops: dict[int, list[int]] = {}
+    for p in placed:
+        tops.setdefault(p.column, []).append(p.y)
     for p in placed:
         for dep in p.step.get("depends_on") or []:
-            if dep in where:
-                parts.append(_edge(where[dep], p))
+            if dep in where and where[dep].column < p.column:
+                parts.append(_edge(where[dep], p, tops))
     for p in placed:
         status = (statuses or {}).get(p.step["id"], "pending" if statuses is not None else "")
         parts.append(_box(p, status))
@@ -135,15 +147,36 @@ def render_svg(definition: dict[str, Any], statuses: dict[str, str] | None = Non
     return "".join(parts)
 
 
-def _edge(source: Placed, target: Placed) -> str:
+def _edge(source: Placed, target: Placed, tops: dict[int, list[int]]) -> str:
+    """A smooth arrow; one that skips columns runs through the gaps between their boxes."""
     x1, y1 = source.x + BOX_WIDTH, source.y + BOX_HEIGHT / 2
     x2, y2 = target.x - 2, target.y + BOX_HEIGHT / 2
-    bend = max((x2 - x1) / 2, 24)
+    points = [(x1, y1)]
+    for column in range(source.column + 1, target.column):
+        left = MARGIN + column * (BOX_WIDTH + COLUMN_GAP)
+        share = (left + BOX_WIDTH / 2 - x1) / (x2 - x1)
+        lane = _free_lane(y1 + share * (y2 - y1), tops.get(column, []))
+        points += [(left - 8, lane), (left + BOX_WIDTH + 8, lane)]
+    points.append((x2, y2))
+    d = f"M{x1:g},{y1:g}"
+    for (ax, ay), (bx, by) in itertools.pairwise(points):
+        if ay == by:
+            d += f" L{bx:g},{by:g}"
+        else:
+            bend = max((bx - ax) / 2, 12)
+            d += f" C{ax + bend:g},{ay:g} {bx - bend:g},{by:g} {bx:g},{by:g}"
     return (
         f'<path class="edge" data-from="{escape(source.step["id"])}" '
-        f'data-to="{escape(target.step["id"])}" marker-end="url(#dag-arrow)" '
-        f'd="M{x1:g},{y1:g} C{x1 + bend:g},{y1:g} {x2 - bend:g},{y2:g} {x2:g},{y2:g}"/>'
+        f'data-to="{escape(target.step["id"])}" marker-end="url(#dag-arrow)" d="{d}"/>'
     )
+
+
+def _free_lane(y: float, tops: list[int]) -> float:
+    for top in tops:
+        if top - 4 <= y <= top + BOX_HEIGHT + 4:
+            above, below = top - ROW_GAP / 2, top + BOX_HEIGHT + ROW_GAP / 2
+            return above if abs(y - above) <= abs(y - below) else below
+    return y
 
 
 def _box(p: Placed, status: str) -> str:
@@ -151,11 +184,12 @@ def _box(p: Placed, status: str) -> str:
     node_type = escape(str(p.step.get("type", "?")))
     status_attr = f' data-status="{escape(status)}"' if status else ""
     title = f"{step_id} ({node_type}){': ' + escape(status) if status else ''}"
+    title += escape(_policy_summary(p.step))
     out = [
         f'<g class="node" data-step="{step_id}"{status_attr} '
         f'transform="translate({p.x},{p.y})"><title>{title}</title>',
         f'<rect class="box" width="{BOX_WIDTH}" height="{BOX_HEIGHT}" rx="8"/>',
-        f'<text class="id" x="12" y="20">{escape(_clip(str(p.step["id"]), 24))}</text>',
+        f'<text class="id" x="12" y="20">{escape(_clip(str(p.step["id"]), 20))}</text>',
         f'<text class="type" x="12" y="36">{node_type}</text>',
     ]
     x = 12
@@ -170,6 +204,22 @@ def _box(p: Placed, status: str) -> str:
         x += w + 4
     out.append("</g>")
     return "".join(out)
+
+
+def _policy_summary(step: dict[str, Any]) -> str:
+    policies = step.get("policies") or {}
+    retries = policies.get("retries") or {}
+    facts = []
+    if policies.get("timeout_seconds") is not None:
+        facts.append(f"timeout {policies['timeout_seconds']} s")
+    if retries.get("max_attempts"):
+        facts.append(f"up to {retries['max_attempts']} attempt(s)")
+    if retries.get("backoff") and (retries.get("max_attempts") or 1) > 1:
+        facts.append(f"{retries['backoff']} backoff")
+    deps = step.get("depends_on") or []
+    if deps:
+        facts.append("after " + ", ".join(map(str, deps)))
+    return ("\n" + "; ".join(facts)) if facts else ""
 
 
 def _clip(text: str, limit: int) -> str:

@@ -1,0 +1,104 @@
+"""A real console for end-to-end tests: daphne serving the ASGI app on the test database.
+
+pytest-django's live_server is WSGI and serves no WebSockets, so the tests start daphne (the
+production server) as a child process on a free loopback port, and stop it by pid.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.tier2_processes import ChildProcess, child_env, unused_port, wait_for
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+
+
+class Daphne(ChildProcess):
+    def __init__(self, log_dir: Path, **env: str) -> None:
+        self.port = unused_port()
+        argv = [
+            sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
+            "appstrate.asgi:application",
+        ]  # fmt: skip
+        super().__init__(argv, child_env(**env), log_dir / f"daphne-{self.port}.log")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60) -> Daphne:
+        import urllib.request
+
+        super().start()
+
+        def healthy() -> bool:
+            if not self.alive:
+                raise AssertionError(f"daphne exited:\n{self.output()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as response:
+                    return response.status == 200
+            except OSError:
+                return False
+
+        wait_for(healthy, timeout, interval=0.2, message="daphne to answer /healthz")
+        return self
+
+
+@pytest.fixture
+def console_server(transactional_db, tmp_path):
+    """daphne on the test database; at tiers 0 and 1 it also executes the runs."""
+    server = Daphne(tmp_path).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def demo_workflows(transactional_db):
+    from workflows.services import sync_code_workflows
+
+    sync_code_workflows()
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "args": [
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        ],
+    }  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    return {**browser_context_args, "viewport": {"width": 1280, "height": 900}}
+
+
+def set_served_password(user, password: str = "password") -> None:
+    """A password daphne can check: the test process hashes with MD5 (tests/conftest.py),
+    which the server, with the default hashers, does not accept."""
+    from django.contrib.auth.hashers import PBKDF2PasswordHasher
+
+    user.password = PBKDF2PasswordHasher().encode(password, "e2esalt", iterations=1000)
+    user.save(update_fields=["password"])
+
+
+def login(page, server, username: str, password: str = "password") -> None:
+    page.goto(f"{server.url}/admin/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{server.url}/admin/")
+
+
+def screenshot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
