@@ -6,7 +6,7 @@ import pytest
 
 from api.tokens import create_token
 from tests.api.helpers import make_client
-from workflows.models import Workflow, WorkflowVersion
+from workflows.models import Workflow
 
 INPUT_SCHEMA = {
     "type": "object",
@@ -34,12 +34,12 @@ def _generous_rate_limits(settings):
 
 @pytest.fixture
 def workflow(db):
-    workflow = Workflow.objects.create(slug="numbers", name="Numbers", definition=DEFINITION)
-    version = WorkflowVersion.objects.create(
-        workflow=workflow, number=1, content_hash="a" * 64, definition=DEFINITION
-    )
-    workflow.current_version = version
-    workflow.save(update_fields=["current_version"])
+    """A console workflow whose input needs an integer `count`, stored through the real service."""
+    from workflows.services import save_definition
+
+    workflow = Workflow.objects.create(slug="numbers", name="Numbers")
+    save_definition(workflow, DEFINITION)
+    workflow.save()
     return workflow
 
 
