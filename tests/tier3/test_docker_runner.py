@@ -3,25 +3,16 @@
 import json
 import threading
 import time
-import uuid
-from pathlib import Path
 
 import pytest
 
 from infra.runners.base import ScriptSpec
-from infra.runners.docker import SECRET_PLACEHOLDER, DockerRunAdapter, docker_client
-from tests.tier3 import echo_server
+from infra.runners.docker import SECRET_PLACEHOLDER, DockerRunAdapter
 from tests.tier3.creds import bearer
 
 pytestmark = pytest.mark.tier3
 
 SECRET = "tier3-secret-token-4b1d"
-
-
-@pytest.fixture
-def test_label():
-    # xdist workers share the engine: each test finds only what it created.
-    return {"appstrate.test": uuid.uuid4().hex}
 
 
 @pytest.fixture
@@ -101,31 +92,6 @@ def test_it_enforces_the_memory_limit(adapter):
     assert result.exit_code != 0
     assert "survived" not in result.stdout
     assert "more than 64 MB" in result.stderr
-
-
-@pytest.fixture
-def outside(settings, test_label):
-    """An HTTP server on a network this test created, standing for the outside world; the
-    sidecar's egress goes through that network."""
-    client = docker_client()
-    network = client.networks.create(f"appstrate-test-{uuid.uuid4().hex[:12]}", labels=test_label)
-    server = client.containers.run(
-        settings.RUN_IMAGE,
-        ["python3", "-c", Path(echo_server.__file__).read_text(), "8000"],
-        network=network.name,
-        labels=test_label,
-        detach=True,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while b"echo ready" not in server.logs() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        server.reload()
-        settings.RUN_EGRESS_NETWORK = network.name
-        yield server.attrs["NetworkSettings"]["Networks"][network.name]["IPAddress"]
-    finally:
-        server.remove(force=True)
-        network.remove()
 
 
 PROBE_SCRIPT = """
