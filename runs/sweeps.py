@@ -67,8 +67,7 @@ def dispatch_stranded_runs(executor, now: datetime) -> tuple[int, bool]:
         if not claimed:
             continue  # another sweeper took it, or it started meanwhile
         if not executor.dispatch(run_id):
-            # Give the claim back so the next sweep retries; stop: the broker is down.
-            Run.objects.filter(pk=run_id, dispatched_at=now).update(dispatched_at=last)
+            # dispatch() cleared the mark, so the next sweep retries; stop: the broker is down.
             return count, True
         count += 1
     if count:
@@ -98,7 +97,6 @@ def dispatch_orphaned_runs(executor, now: datetime) -> int:
             continue
         logger.warning("Run %s lost its executor %s; handing it to a live one", run_id, owner)
         if not executor.dispatch(run_id):
-            Run.objects.filter(pk=run_id, dispatched_at=now).update(dispatched_at=last)
-            break
+            break  # the broker is down; the mark was cleared, the next sweep retries
         count += 1
     return count

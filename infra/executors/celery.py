@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from django.conf import settings
+from django.db import connection, transaction
 from django.utils import timezone
 from kombu.exceptions import KombuError, OperationalError
 
@@ -17,39 +19,66 @@ class CeleryExecutor(Executor):
     """Publishes `runs.execute_run(run_id)` to the queue the workflow's definition names.
 
     Publishing never retries and never waits long (short socket timeouts in settings): when
-    Redis is down the run stays `queued` with no `dispatched_at`, and `runs.sweeps` dispatches
-    it again once the broker answers.
+    Redis is down the run is left with no `dispatched_at`, and `runs.sweeps` dispatches it
+    again once the broker answers.
     """
 
     def submit(self, run_id: int) -> None:
         self.dispatch(run_id)
 
     def dispatch(self, run_id: int) -> bool:
-        """Publish the run's task; record the hand-off. False when the broker is unreachable."""
-        from runs.models import Run
+        """Publish the run's task; False when there is no such run or the broker is down."""
         from runs.tasks import execute_run
 
-        queue = queue_for(run_id)
-        if queue is None:
+        stamp = timezone.now()
+        version_id = _mark_dispatched(run_id, stamp)
+        if version_id is None:
             return False
         try:
-            execute_run.apply_async((run_id,), queue=queue, retry=False)
+            execute_run.apply_async((run_id,), queue=queue_of_version(version_id), retry=False)
         except (KombuError, OperationalError, OSError) as exc:
             logger.warning("Run %s stays queued: the broker is unreachable (%s)", run_id, exc)
+            _unmark_dispatched(run_id, stamp)
             return False
-        Run.objects.filter(pk=run_id).update(dispatched_at=timezone.now())
         return True
 
 
-def queue_for(run_id: int) -> str | None:
-    """The Celery queue named by the run's workflow version (policy `queue`); None if no run."""
+def _mark_dispatched(run_id: int, stamp) -> int | None:
+    """Stamp `dispatched_at` and learn the run's version in one statement."""
     from runs.models import Run
 
-    row = (
-        Run.objects.filter(pk=run_id)
-        .values_list("version__definition__policies__queue", flat=True)
+    table = Run._meta.db_table
+    own_transaction = not connection.in_atomic_block
+    with transaction.atomic():
+        if connection.vendor == "postgresql" and own_transaction:
+            # Losing this stamp in a database crash only means one more dispatch by the sweep
+            # (harmless: a run executes only once it is claimed), so skip waiting for the flush.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET dispatched_at = %s WHERE id = %s RETURNING version_id",
+                [stamp, run_id],
+            )
+            row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _unmark_dispatched(run_id: int, stamp) -> None:
+    from runs.models import Run
+
+    # Only our own stamp: a concurrent dispatch that succeeded keeps its mark.
+    Run.objects.filter(pk=run_id, dispatched_at=stamp).update(dispatched_at=None)
+
+
+@functools.lru_cache(maxsize=1024)
+def queue_of_version(version_id: int) -> str:
+    """The Celery queue a workflow version names (policy `queue`). Versions never change."""
+    from workflows.models import WorkflowVersion
+
+    queue = (
+        WorkflowVersion.objects.filter(pk=version_id)
+        .values_list("definition__policies__queue", flat=True)
         .first()
     )
-    if row is None and not Run.objects.filter(pk=run_id).exists():
-        return None
-    return row or settings.CELERY_TASK_DEFAULT_QUEUE
+    return queue or settings.CELERY_TASK_DEFAULT_QUEUE
