@@ -12,10 +12,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import partial
 from typing import Any
 
 from django.db import connections
+from django.utils import timezone
 
 from workflows.nodes.base import NodeType, StepContext, StepError
 
@@ -28,6 +30,12 @@ class Attempt:
     started: float = field(default_factory=time.monotonic)
     deadline: float | None = None  # monotonic; None = no step timeout
 
+    def restart_clock(self) -> None:
+        now = time.monotonic()
+        if self.deadline is not None:
+            self.deadline += now - self.started
+        self.started = now
+
 
 @dataclass(frozen=True)
 class AttemptDone:
@@ -35,6 +43,8 @@ class AttemptDone:
     number: int
     output: Any = None
     error: StepError | None = None
+    ended: float = field(default_factory=time.monotonic)  # when execute() returned or raised
+    ended_at: datetime = field(default_factory=timezone.now)
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,7 @@ class RunExecution:
         self.waiting: dict[str, int] = {}  # per step: dependencies not done yet
         self.skips_dirty = True  # a branch chose or a step was skipped: look for more skips
         self.step_concurrency = max(int(settings.STEP_CONCURRENCY), 1)
+        self.ended_at = timezone.now()  # when the attempt being recorded ended
 
     # --- entry point ---------------------------------------------------------------------------
 
@@ -180,6 +181,7 @@ class RunExecution:
             to_start = [] if self.failure else self._schedule(now)
             self._flush()
             for node, attempt in to_start:
+                attempt.restart_clock()  # the step's time counts from here, after the flush
                 start_attempt(node, attempt, self.inbox)
             if self.failure:
                 return Outcome(Run.Status.FAILED, error=self.failure)
@@ -208,7 +210,9 @@ class RunExecution:
             attempt = self.in_flight.get(message.step_id)
             if attempt is not None and attempt.number == message.number:
                 del self.in_flight[message.step_id]
-                self._attempt_finished(attempt, message.output, message.error)
+                self._attempt_finished(
+                    attempt, message.output, message.error, message.ended, message.ended_at
+                )
         elif isinstance(message, LogLine):
             attempt = self.in_flight.get(message.step_id)
             if attempt is not None and attempt.number == message.number:
@@ -351,9 +355,17 @@ class RunExecution:
 
     # --- results -------------------------------------------------------------------------------
 
-    def _attempt_finished(self, attempt: Attempt, output: Any, error: StepError | None) -> None:
+    def _attempt_finished(
+        self,
+        attempt: Attempt,
+        output: Any,
+        error: StepError | None,
+        ended: float | None = None,
+        ended_at: datetime | None = None,
+    ) -> None:
         sid = attempt.step_id
-        duration_ms = int((time.monotonic() - attempt.started) * 1000)
+        duration_ms = int(((ended or time.monotonic()) - attempt.started) * 1000)
+        self.ended_at = ended_at or timezone.now()
         if error is None:
             try:
                 self.sizes[sid] = policies.check_output(output)
@@ -373,7 +385,7 @@ class RunExecution:
             output=stored,
             error="",
             logs=self._logs(sid),
-            finished_at=timezone.now(),
+            finished_at=self.ended_at,
             duration_ms=duration_ms,
         )
         payload = {"step": sid, "attempt": attempt.number, "duration_ms": duration_ms}
@@ -401,7 +413,7 @@ class RunExecution:
             self._set_step(sid, S.RETRYING, **fields)
             self.events.append(("step.retrying", {**payload, "delay_seconds": round(delay, 3)}))
             return
-        self._set_step(sid, S.FAILED, finished_at=timezone.now(), **fields)
+        self._set_step(sid, S.FAILED, finished_at=self.ended_at, **fields)
         self.events.append(("step.failed", payload))
         self.failure = f"step {sid!r} failed: {message}"
 
