@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 
 from tests.tier2_processes import ChildProcess, child_env, unused_port, wait_for
 
@@ -49,8 +50,11 @@ class Daphne(ChildProcess):
 
 
 @pytest.fixture
-def console_server(transactional_db, tmp_path):
-    """daphne on the test database; at tiers 0 and 1 it also executes the runs."""
+def console_server(transactional_db, tmp_path, request):
+    """daphne on the test database; it executes the runs at tiers 0 and 1, a real Celery worker
+    does at tier 2."""
+    if settings.REDIS_URL:
+        request.getfixturevalue("celery_worker_process")
     server = Daphne(tmp_path).start()
     try:
         yield server

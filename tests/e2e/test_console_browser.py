@@ -75,6 +75,7 @@ def test_it_lets_an_operator_start_the_demo_and_watch_it_live(
     expect(page.locator("#retry-run")).to_be_visible()
     expect(page.locator("#cancel-run")).to_be_hidden()
     assert page.evaluate("window.__sameDocument") == "yes"
+    screenshot(page, "run-page-succeeded.png")
     run = Run.objects.get()
     assert run.status == "succeeded"
     assert run.input["count"] == 6
