@@ -35,11 +35,12 @@ def field_errors(validator: Draft202012Validator, value: Any) -> dict[str, list[
     fields: dict[str, list[str]] = {}
     for error in sorted(validator.iter_errors(value), key=lambda e: list(map(str, e.path))):
         path = "/".join(str(part) for part in error.absolute_path)
-        fields.setdefault(path, []).append(_short(error.message))
+        fields.setdefault(path, []).append(short(error.message))
     return fields
 
 
-def _short(message: str, limit: int = 300) -> str:
+def short(message: str, limit: int = 300) -> str:
+    """`message`, cut to `limit` characters."""
     # Messages quote the offending value, which may be a megabyte of attacker text.
     return message if len(message) <= limit else message[: limit - 1] + "…"
 
@@ -85,7 +86,7 @@ def parse_json_object(request: HttpRequest, body: bytes, *, optional: bool) -> d
         value = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
         raise ApiError(
-            400, "invalid_json", f"The body is not valid JSON: {_short(str(exc))}"
+            400, "invalid_json", f"The body is not valid JSON: {short(str(exc))}"
         ) from None
     if not isinstance(value, dict):
         raise ApiError(400, "invalid_json", "The body must be a JSON object.")

@@ -8,6 +8,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 
 from api.errors import ApiError
+from api.parsing import short as _short
 from runs.models import Run, RunEvent
 from workflows.models import WebhookTrigger, Workflow
 
@@ -70,8 +71,9 @@ def _start(
     except InvalidInput as exc:
         fields: dict[str, list[str]] = {}
         for error in exc.errors:
-            fields.setdefault(str(error.get("field", "input")), []).append(str(error["message"]))
-        raise ApiError(422, "invalid_input", str(exc), fields=fields) from None
+            field = str(error.get("field", "input"))[:200]
+            fields.setdefault(field, []).append(_short(str(error.get("message", ""))))
+        raise ApiError(422, "invalid_input", _short(str(exc), 1000), fields=fields) from None
     except WorkflowUnavailable as exc:
         raise ApiError(409, "workflow_unavailable", str(exc)) from None
     return run, True
