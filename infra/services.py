@@ -86,6 +86,17 @@ def probe_docker() -> Probe:
         return Probe("docker", "docker", False, _docker_reason(exc))
 
 
+def probe_run_image() -> Probe:
+    """Whether the engine has settings.RUN_IMAGE (built locally by infra/images/build.sh)."""
+    try:
+        from infra.runners.docker import docker_client
+
+        docker_client(timeout=int(PROBE_TIMEOUT_SECONDS) or 1).images.get(settings.RUN_IMAGE)
+        return Probe("run image", "docker", True, settings.RUN_IMAGE)
+    except Exception as exc:
+        return Probe("run image", "docker", False, f"{settings.RUN_IMAGE}: {_first_line(exc)}")
+
+
 def probe_all() -> list[Probe]:
     """Probe every service the current mode uses."""
     mode = get_mode()
@@ -95,6 +106,7 @@ def probe_all() -> list[Probe]:
     probes.append(probe_storage())
     if mode.run_adapter == "docker":
         probes.append(probe_docker())
+        probes.append(probe_run_image())
     return probes
 
 
@@ -108,6 +120,13 @@ def check_boot_requirements() -> None:
                 f"RUN_ADAPTER=docker but no Docker engine answers ({probe.detail}). "
                 "Fix: start dockerd or set DOCKER_HOST, or unset RUN_ADAPTER to run steps "
                 "as subprocesses."
+            )
+        probe = probe_run_image()
+        if not probe.ok:
+            raise ImproperlyConfigured(
+                f"RUN_ADAPTER=docker but the engine has no run image ({probe.detail}). "
+                "Fix: build it with infra/images/build.sh, or set RUN_IMAGE to an image with "
+                "python3 and a user with uid 10001."
             )
     if mode.storage == "s3":
         probe = probe_storage()

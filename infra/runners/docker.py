@@ -35,6 +35,8 @@ from infra.runners.base import RunAdapter, ScriptResult, ScriptSpec
 logger = logging.getLogger("infra")
 
 LABEL = "appstrate.run-call"  # every container and network of one call carries its id
+CREATED_LABEL = "appstrate.created"  # Unix time, to find what a dead worker left behind
+SWEEP_EVERY_SECONDS = 600.0
 RUNNER_UID = 10001  # the `runner` user of infra/images/run.Dockerfile
 SIDECAR_PORT = 3128
 SIDECAR_READY_SECONDS = 20.0
@@ -51,10 +53,10 @@ class DockerRunError(RuntimeError):
     """The engine refused or failed to set up the step's containers."""
 
 
-def docker_client() -> docker.DockerClient:
+def docker_client(**kwargs: Any) -> docker.DockerClient:
     if settings.DOCKER_HOST:
-        return docker.DockerClient(base_url=settings.DOCKER_HOST)
-    return docker.from_env()
+        return docker.DockerClient(base_url=settings.DOCKER_HOST, **kwargs)
+    return docker.from_env(**kwargs)
 
 
 class DockerRunAdapter(RunAdapter):
@@ -64,6 +66,7 @@ class DockerRunAdapter(RunAdapter):
         self._client = client
         # Put on every container and network it creates, e.g. to find leftovers of one worker.
         self._labels = dict(labels or {})
+        self._last_sweep = 0.0
         self._lock = threading.Lock()
 
     @property
@@ -82,8 +85,9 @@ class DockerRunAdapter(RunAdapter):
     ) -> ScriptResult:
         if spec.language not in COMMANDS:
             raise DockerRunError(f"Unknown script language {spec.language!r}.")
+        self._sweep_now_and_then()
         call_id = uuid.uuid4().hex[:16]
-        labels = {**self._labels, LABEL: call_id}
+        labels = {**self._labels, LABEL: call_id, CREATED_LABEL: str(int(time.time()))}
         created: list[Container | Network] = []
         try:
             network = self.client.networks.create(
@@ -98,6 +102,20 @@ class DockerRunAdapter(RunAdapter):
             raise DockerRunError(f"Docker could not run the script: {exc}") from exc
         finally:
             _remove(reversed(created))
+
+    def _sweep_now_and_then(self) -> None:
+        if time.monotonic() - self._last_sweep < SWEEP_EVERY_SECONDS:
+            return
+        self._last_sweep = time.monotonic()
+        # No step outlives its run, and no run outlives RUN_MAX_TIMEOUT_SECONDS.
+        limit = settings.RUN_MAX_TIMEOUT_SECONDS + SWEEP_EVERY_SECONDS
+        try:
+            removed = remove_stale_resources(self.client, older_than_seconds=limit)
+        except DockerException:
+            logger.exception("Sweeping stale run containers failed")
+            return
+        if removed:
+            logger.warning("Removed %d containers/networks left by a dead run call", removed)
 
     def _start_sidecar(
         self, spec: ScriptSpec, network: Network, labels: dict, created: list
@@ -196,6 +214,23 @@ class DockerRunAdapter(RunAdapter):
             timed_out=timed_out,
             cancelled=cancelled,
         )
+
+
+def remove_stale_resources(client: docker.DockerClient, *, older_than_seconds: float) -> int:
+    """Remove the containers and networks of run calls older than `older_than_seconds`: what a
+    worker that died mid-step left behind. Returns how many it removed."""
+    cutoff = time.time() - older_than_seconds
+
+    def stale(resource: Container | Network) -> bool:
+        created = (resource.attrs.get("Labels") or resource.attrs["Config"]["Labels"] or {}).get(
+            CREATED_LABEL, ""
+        )
+        return created.isdigit() and int(created) < cutoff
+
+    containers = [c for c in client.containers.list(all=True, filters={"label": LABEL}) if stale(c)]
+    networks = [n for n in client.networks.list(filters={"label": LABEL}) if stale(n)]
+    _remove(containers + networks)
+    return len(containers) + len(networks)
 
 
 def _follow_logs(container: Container, log: Callable[[str], None]) -> threading.Thread:

@@ -78,3 +78,11 @@ def test_it_refuses_docker_without_an_engine(tmp_path):
     assert result.returncode != 0
     assert "RUN_ADAPTER=docker" in result.stderr
     assert "Fix:" in result.stderr
+
+
+@pytest.mark.tier3
+def test_it_refuses_docker_without_the_run_image(tmp_path):
+    result = _boot(tmp_path, RUN_ADAPTER="docker", RUN_IMAGE="appstrate/never-built:none")
+    assert result.returncode != 0
+    assert "appstrate/never-built:none" in result.stderr
+    assert "infra/images/build.sh" in result.stderr

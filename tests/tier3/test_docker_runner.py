@@ -3,11 +3,20 @@
 import json
 import threading
 import time
+import uuid
 
 import pytest
+from django.conf import settings
 
 from infra.runners.base import ScriptSpec
-from infra.runners.docker import SECRET_PLACEHOLDER, DockerRunAdapter
+from infra.runners.docker import (
+    CREATED_LABEL,
+    LABEL,
+    SECRET_PLACEHOLDER,
+    DockerRunAdapter,
+    docker_client,
+    remove_stale_resources,
+)
 from tests.tier3.creds import bearer
 
 pytestmark = pytest.mark.tier3
@@ -185,3 +194,28 @@ def test_it_streams_each_line_to_the_log_as_it_arrives(adapter):
     assert lines == ["first", "second"]
     # It should deliver "first" while the script still runs, not all at the end.
     assert arrival["second"] - arrival["first"] > 1.0
+
+
+def test_it_removes_what_a_dead_call_left_behind(test_label):
+    client = docker_client()
+    now = int(time.time())
+
+    def leave(age_seconds):
+        labels = {**test_label, LABEL: uuid.uuid4().hex, CREATED_LABEL: str(now - age_seconds)}
+        network = client.networks.create(f"appstrate-left-{uuid.uuid4().hex[:12]}", labels=labels)
+        container = client.containers.create(settings.RUN_IMAGE, ["true"], labels=labels)
+        return network, container
+
+    leave(7200)
+    new_network, new_container = leave(10)
+    try:
+        assert remove_stale_resources(client, older_than_seconds=3600) >= 2
+        filters = {"label": "appstrate.test=" + test_label["appstrate.test"]}
+        # Only what is older than any step may live is removed.
+        assert [c.id for c in client.containers.list(all=True, filters=filters)] == [
+            new_container.id
+        ]
+        assert [n.id for n in client.networks.list(filters=filters)] == [new_network.id]
+    finally:
+        new_container.remove(force=True)
+        new_network.remove()
