@@ -7,11 +7,15 @@ environment), read at request time so tests can lower them.
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django_ratelimit.core import _split_rate, get_usage
 
 from api.errors import error_response
+
+logger = logging.getLogger("api")
 
 GROUP_SETTINGS = {
     "api": "API_RATE_LIMIT",
@@ -25,7 +29,13 @@ def check_rate(request: HttpRequest, group: str) -> JsonResponse | None:
     rate = getattr(settings, GROUP_SETTINGS[group])
     if not rate:
         return None
-    usage = get_usage(request, group=f"appstrate.{group}", key="ip", rate=rate, increment=True)
+    try:
+        usage = get_usage(request, group=f"appstrate.{group}", key="ip", rate=rate, increment=True)
+    except Exception as exc:  # the cache (Redis) is down: django-redis raises its own errors
+        # Fail open: while Redis is away the API still starts runs (they wait in the database
+        # until the broker is back), which matters more than counting requests.
+        logger.warning("Rate limit %s not checked, the cache is unavailable: %s", group, exc)
+        return None
     if usage is None or not usage["should_limit"]:
         return None
     _, period = _split_rate(rate)

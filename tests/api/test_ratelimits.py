@@ -56,3 +56,22 @@ def test_it_rate_limits_admin_login_attempts_but_not_the_form(settings, client, 
     assert response.json()["error"]["code"] == "rate_limited"
     # Showing the form does not count and is not blocked.
     assert client.get("/admin/login/").status_code == 200
+
+
+def test_it_lets_requests_through_when_the_rate_limit_cache_is_down(settings, alice):
+    from tests.api.servers import unused_port
+
+    settings.CACHES = {
+        **settings.CACHES,
+        "down": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{unused_port()}/0",
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
+        },
+    }
+    settings.RATELIMIT_USE_CACHE = "down"
+    settings.API_RATE_LIMIT = "1/m"
+    _, text = create_token(alice, name="ci", scopes=["read"])
+    client = make_client(text)
+    # Not a 500, and not a lock-out: the limit is simply not counted while the cache is away.
+    assert [client.get("/api/workflows").status_code for _ in range(2)] == [200, 200]
