@@ -171,9 +171,41 @@ def test_it_never_raises_anything_but_expression_error_on_random_text(text):
 
 
 TOKENS = st.sampled_from(
-    ["input", "steps", "run", ".", "[", "]", "(", ")", ",", "fetch", "output", "count", "not",
-     "and", "or", "in", "==", "<", "+", "-", "*", "/", "%", "1", "0", "'a'", "length", "default",
-     "true", "null", "__class__", "_x", " "]
+    [
+        "input",
+        "steps",
+        "run",
+        ".",
+        "[",
+        "]",
+        "(",
+        ")",
+        ",",
+        "fetch",
+        "output",
+        "count",
+        "not",
+        "and",
+        "or",
+        "in",
+        "==",
+        "<",
+        "+",
+        "-",
+        "*",
+        "/",
+        "%",
+        "1",
+        "0",
+        "'a'",
+        "length",
+        "default",
+        "true",
+        "null",
+        "__class__",
+        "_x",
+        " ",
+    ]
 )
 
 
@@ -189,3 +221,9 @@ def test_it_never_raises_anything_but_expression_error_on_token_soup(parts):
         render({"x": "{{ " + text + " }}"}, CONTEXT)
     except ExpressionError:
         pass
+
+
+def test_it_writes_a_literal_double_brace_through_an_expression():
+    source = 'print(f"{{ "{{" }}x}}")'
+    assert validate_template(source) == []
+    assert render(source, CONTEXT) == 'print(f"{{x}}")'
