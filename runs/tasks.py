@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import socket
 
 from celery import shared_task
 from celery.signals import worker_ready
@@ -13,12 +11,15 @@ logger = logging.getLogger("runs")
 
 
 def worker_executor_id() -> str:
-    """The executor id of this worker process: the owner written on the runs it claims.
+    """The executor id of this worker pool process: the owner written on the runs it claims.
 
     One per pool process (prefork children each execute runs), so a run's owner names the exact
-    process whose heartbeat must stay fresh.
+    process whose heartbeat must stay fresh; the random part tells a restarted worker that got
+    the same pid from the dead one.
     """
-    return f"celery@{socket.gethostname()}:{os.getpid()}"
+    from runs.engine.claims import process_executor_id
+
+    return f"celery@{process_executor_id()}"
 
 
 @shared_task(name="runs.execute_run", acks_late=True, ignore_result=True)

@@ -65,3 +65,25 @@ def test_it_logs_the_startup_line_once_per_worker_start(celery_worker_process):
     ]
     assert len(lines) == 1, lines
     assert "executor=celery" in lines[0] and "pubsub=redis" in lines[0]
+
+
+def test_it_syncs_code_workflows_when_a_worker_starts(tmp_path):
+    from workflows.models import Workflow, WorkflowVersion
+
+    code = set(Workflow.objects.filter(source="code").values_list("slug", flat=True))
+    assert code  # the demo app's flows.py, synced after migrate
+    Workflow.objects.filter(source="code").update(current_version=None)
+    WorkflowVersion.objects.filter(workflow__source="code").delete()
+    Workflow.objects.filter(source="code").delete()
+    worker = CeleryWorker(tmp_path).start()
+    try:
+        # A worker deployed with flows.py code registers those definitions as it starts.
+        wait_for(
+            lambda: (
+                set(Workflow.objects.filter(source="code").values_list("slug", flat=True)) == code
+            ),
+            30,
+            message="the worker to sync code workflows",
+        )
+    finally:
+        worker.stop()
