@@ -36,8 +36,13 @@
     if (li) {
       li.dataset.status = status;
       setStatusPill($("[data-field=status]", li), status);
+      // Open what needs attention; close again what we opened once it is done.
+      const details = $("details", li);
       if (status === "running" || status === "failed" || status === "retrying") {
-        $("details", li).open = true;
+        if (!details.open) { details.open = true; li.dataset.autoOpened = "1"; }
+      } else if (li.dataset.autoOpened && status !== "failed") {
+        details.open = false;
+        delete li.dataset.autoOpened;
       }
     }
     $all("#run-diagram g.node").forEach((node) => {

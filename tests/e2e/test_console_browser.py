@@ -5,8 +5,10 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from runs import services
 from runs.models import Run
 from tests.e2e.conftest import login, screenshot, set_served_password
+from tests.tier2_processes import wait_for
 from workflows.models import Workflow
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -139,8 +141,16 @@ def test_it_shows_the_system_page(page, console_server, demo_workflows, operator
         status=Run.Status.FAILED,
         error="step 'unreliable' failed after 4 attempts: flaky failure",
     )
+    long = Workflow.objects.get(slug="demo-long")
+    running = services.start_run(long, input={"seconds": 60}, triggered_by=operator)
+    wait_for(
+        lambda: Run.objects.get(pk=running.pk).heartbeat_at is not None, 60, message="a heartbeat"
+    )
     login(page, console_server, "olivia")
     page.click("#system-link")
     expect(page.locator("#tier")).to_contain_text("Tier")
     expect(page.locator("#failures")).to_contain_text("flaky failure")
+    # The executor (a Celery pool process at tier 2, the serving process below) is live.
+    expect(page.locator("#executors")).to_contain_text("live")
     screenshot(page, "system-page.png")
+    services.cancel_run(running, by=operator)
