@@ -108,3 +108,26 @@ def test_it_logs_the_startup_line_once_when_a_celery_worker_starts(tmp_path, set
     lines = startup_lines(log.read_text())
     assert len(lines) == 1, log.read_text()
     assert "Appstrate tier 2:" in lines[0]
+
+
+@pytest.mark.tier3
+def test_it_logs_the_startup_line_once_at_tier_3(tmp_path, settings):
+    # The tier 3 pass's own services: its PostgreSQL, Redis, S3 server and Docker engine.
+    s3 = {
+        name: getattr(settings, name)
+        for name in ("S3_BUCKET", "S3_ENDPOINT_URL", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY")
+    }
+    result = manage(
+        "check",
+        data_dir=tmp_path,
+        DATABASE_URL=database_url(settings.DATABASES["default"]),
+        REDIS_URL=settings.REDIS_URL,
+        RUN_ADAPTER="docker",
+        **({"DOCKER_HOST": settings.DOCKER_HOST} if settings.DOCKER_HOST else {}),
+        **s3,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = startup_lines(result.stderr)
+    assert len(lines) == 1
+    assert "Appstrate tier 3:" in lines[0]
+    assert "storage=s3 run_adapter=docker" in lines[0]
