@@ -175,3 +175,18 @@ async def test_it_streams_events_the_engine_appends_from_another_thread(pipeline
     frames = await receive_events(communicator, 3)
     assert [f["payload"]["text"] for f in frames] == ["line 0", "line 1", "line 2"]
     await communicator.disconnect()
+
+
+async def test_it_cancels_over_the_socket_for_an_operator(pipeline_run, alice):
+    communicator, connected, _ = await connect(f"/ws/runs/{pipeline_run.pk}/", alice)
+    assert connected
+    await communicator.send_to(text_data=json.dumps({"action": "cancel"}))
+    replies = [await communicator.receive_json_from(timeout=5) for _ in range(2)]
+    # The cancel's own event reaches the socket too, whichever comes first.
+    assert {"kind": "cancel", "ok": True} in replies
+    await pipeline_run.arefresh_from_db()
+    assert pipeline_run.status == "cancelled"
+    await communicator.send_to(text_data=json.dumps({"action": "cancel"}))
+    frame = await communicator.receive_json_from(timeout=5)
+    assert frame["kind"] == "error"
+    await communicator.disconnect()

@@ -158,3 +158,66 @@ def test_it_offers_bulk_cancel_only_to_users_who_may_cancel(client, alice, bob, 
     client.post(url, {"action": "cancel_selected", "_selected_action": [running_run.pk]})
     running_run.refresh_from_db()
     assert running_run.cancel_requested_at is None
+
+
+def test_it_bulk_cancels_selected_runs_and_reports_finished_ones(alice_client, pipeline):
+    version = pipeline.current_version
+    active = [Run.objects.create(workflow=pipeline, version=version) for _ in range(2)]
+    done = Run.objects.create(workflow=pipeline, version=version, status=Run.Status.SUCCEEDED)
+    url = reverse("admin:runs_run_changelist")
+    response = alice_client.post(
+        url,
+        {"action": "cancel_selected", "_selected_action": [r.pk for r in [*active, done]]},
+        follow=True,
+    )
+    messages = [str(m) for m in response.context["messages"]]
+    assert "Cancelled 2 run(s)." in messages
+    assert "1 run(s) had already finished." in messages
+    assert {r.status for r in Run.objects.filter(pk__in=[r.pk for r in active])} == {"cancelled"}
+    done.refresh_from_db()
+    assert done.status == "succeeded"
+
+
+def test_it_cancels_a_run_from_its_page(alice_client, running_run):
+    response = alice_client.post(reverse("admin:runs_run_cancel", args=[running_run.pk]))
+    assert response.status_code == 302
+    running_run.refresh_from_db()
+    assert running_run.status == "cancelled"
+    # Cancelling again is refused with a message, not an error page.
+    response = alice_client.post(
+        reverse("admin:runs_run_cancel", args=[running_run.pk]), follow=True
+    )
+    assert response.status_code == 200
+    assert "already cancelled" in response.content.decode()
+
+
+def test_it_retries_and_resumes_a_failed_run_as_new_runs(alice_client, alice, running_run):
+    Run.objects.filter(pk=running_run.pk).update(status=Run.Status.FAILED)
+    response = alice_client.post(reverse("admin:runs_run_retry", args=[running_run.pk]))
+    retry = Run.objects.get(origin_run=running_run, trigger="retry")
+    assert response["Location"] == reverse("admin:runs_run_change", args=[retry.pk])
+    assert retry.input["label"] == running_run.input["label"] == "x"
+    assert retry.triggered_by == alice
+    response = alice_client.post(reverse("admin:runs_run_resume", args=[running_run.pk]))
+    resumed = Run.objects.get(origin_run=running_run, trigger="resume")
+    assert response["Location"] == reverse("admin:runs_run_change", args=[resumed.pk])
+    assert resumed.version_id == running_run.version_id
+    # The completed step is carried over; the rest will execute.
+    assert list(resumed.steps.values_list("step_id", "status")) == [("fetch", "succeeded")]
+
+
+def test_it_refuses_retry_of_an_active_run_with_a_message(alice_client, running_run):
+    response = alice_client.post(
+        reverse("admin:runs_run_retry", args=[running_run.pk]), follow=True
+    )
+    assert response.status_code == 200
+    assert "still running" in response.content.decode()
+    assert Run.objects.count() == 1
+
+
+def test_it_refuses_retry_and_resume_to_a_viewer(client, bob, running_run):
+    Run.objects.filter(pk=running_run.pk).update(status=Run.Status.FAILED)
+    client.force_login(bob)
+    for name in ("admin:runs_run_retry", "admin:runs_run_resume"):
+        assert client.post(reverse(name, args=[running_run.pk])).status_code == 403
+    assert Run.objects.count() == 1
