@@ -103,8 +103,20 @@ def test_it_lets_an_operator_cancel_a_long_run_while_its_logs_stream(
     assert page.evaluate("window.__sameDocument") == "yes"
     screenshot(page, "run-page-live.png")
 
+    # A second tab on the runs list follows the status change without reloading.
+    runs_list = page.context.new_page()
+    runs_list.goto(f"{console_server.url}/admin/runs/run/")
+    run = Run.objects.get()
+    pill = runs_list.locator(f'[data-run-status="{run.pk}"]')
+    expect(pill).to_have_text("Running")
+    expect(runs_list.locator("#live-indicator")).to_have_text("live", timeout=LONG_TIMEOUT)
+    mark_page(runs_list)
+
+    page.bring_to_front()
     page.click("#cancel-run")
     expect(page.locator("#run-status")).to_have_text("Cancelled", timeout=LONG_TIMEOUT)
+    expect(pill).to_have_text("Cancelled", timeout=LONG_TIMEOUT)
+    assert runs_list.evaluate("window.__sameDocument") == "yes"
     expect(page.locator("#cancel-run")).to_be_hidden()
     expect(page.locator("#retry-run")).to_be_visible()
     assert Run.objects.get().status == "cancelled"
