@@ -119,17 +119,10 @@ class ProcessRunAdapter(RunAdapter):
         script = workdir / ("script.py" if spec.language == "python" else "script.sh")
         script.write_text(spec.source)
         env = {**spec.env, "PATH": SAFE_PATH, "HOME": str(workdir), "LANG": "C.UTF-8"}
-        proc = subprocess.Popen(
-            _interpreter(spec.language, script),
-            cwd=workdir,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,  # its own process group: one killpg ends the whole tree
-            preexec_fn=_limits(spec.memory_limit_mb),
-            close_fds=True,
-        )
+        try:
+            proc = self._start(spec, script, workdir, env)
+        except (OSError, subprocess.SubprocessError) as exc:
+            return ScriptResult(exit_code=127, stdout="", stderr=f"could not start: {exc}")
         stdout, stderr = _Capture(proc.stdout, log), _Capture(proc.stderr, log)
         threading.Thread(target=_feed, args=(proc.stdin, spec.stdin), daemon=True).start()
         deadline = time.monotonic() + spec.timeout_seconds
@@ -153,6 +146,21 @@ class ProcessRunAdapter(RunAdapter):
             stderr=stderr.text(),
             timed_out=timed_out,
             cancelled=cancelled,
+        )
+
+    def _start(
+        self, spec: ScriptSpec, script: Path, workdir: Path, env: dict[str, str]
+    ) -> subprocess.Popen:
+        return subprocess.Popen(
+            _interpreter(spec.language, script),
+            cwd=workdir,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # its own process group: one killpg ends the whole tree
+            preexec_fn=_limits(spec.memory_limit_mb),
+            close_fds=True,
         )
 
 

@@ -106,3 +106,10 @@ def test_it_does_not_inherit_the_parent_environment(monkeypatch):
     result = run('echo "[$APPSTRATE_TEST_LEAK]"', language="shell")
     assert result.stdout.strip() == "[]"
     assert os.environ["APPSTRATE_TEST_LEAK"] == "leaked"
+
+
+def test_it_reports_a_script_that_cannot_start_as_a_failed_exit():
+    # So little address space that the interpreter cannot even load.
+    result = run("print('never')", memory_limit_mb=1)
+    assert result.exit_code not in (0, None)
+    assert "never" not in result.stdout
