@@ -39,24 +39,37 @@ DEFAULT_TIMEOUT = 30.0
 HOST_BOUND_HEADERS = {"authorization", "cookie", "proxy-authorization"}
 
 
-class _PinnedHTTPConnection(http.client.HTTPConnection):
-    """Connects to the checked address while speaking HTTP to the host name."""
+def _connect(addresses: list[str], port: int, timeout: float) -> socket.socket:
+    """A connection to the first checked address that answers."""
+    error: OSError = OSError("no address")
+    for address in addresses:
+        try:
+            return socket.create_connection((address, port), timeout)
+        except TimeoutError:
+            raise
+        except OSError as exc:
+            error = exc
+    raise error
 
-    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Connects to the checked addresses while speaking HTTP to the host name."""
+
+    def __init__(self, host: str, port: int, addresses: list[str], timeout: float) -> None:
         super().__init__(host, port, timeout=timeout)
-        self.address = address
+        self.addresses = addresses
 
     def connect(self) -> None:
-        self.sock = socket.create_connection((self.address, self.port), self.timeout)
+        self.sock = _connect(self.addresses, self.port, self.timeout)
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+    def __init__(self, host: str, port: int, addresses: list[str], timeout: float) -> None:
         super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
-        self.address = address
+        self.addresses = addresses
 
     def connect(self) -> None:
-        sock = socket.create_connection((self.address, self.port), self.timeout)
+        sock = _connect(self.addresses, self.port, self.timeout)
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
 
 
@@ -67,13 +80,13 @@ def is_public_address(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
-def resolve_host(host: str, port: int, *, allow_private: bool) -> str:
-    """The address to connect to; StepError when the host resolves to a refused address."""
+def resolve_host(host: str, port: int, *, allow_private: bool) -> list[str]:
+    """The addresses to connect to; StepError when the host resolves to a refused address."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         raise StepError(f"cannot resolve {host!r}: {exc}") from exc
-    addresses = [info[4][0] for info in infos]
+    addresses = list(dict.fromkeys(info[4][0] for info in infos))
     if not allow_private:
         refused = [a for a in addresses if not is_public_address(a)]
         if refused:
@@ -82,7 +95,7 @@ def resolve_host(host: str, port: int, *, allow_private: bool) -> str:
                 "set the workflow policy allow_private_network to call it",
                 retryable=False,
             )
-    return addresses[0]
+    return addresses
 
 
 def _host_key(hostname: str, port: int) -> str:
@@ -215,9 +228,9 @@ class HttpNode(NodeType):
         raise StepError(f"more than {MAX_REDIRECTS} redirects", retryable=False)
 
     def _request(self, parts, port, method, headers, body, timeout, allow_private):
-        address = resolve_host(parts.hostname, port, allow_private=allow_private)
+        addresses = resolve_host(parts.hostname, port, allow_private=allow_private)
         kind = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
-        conn = kind(parts.hostname, port, address, timeout)
+        conn = kind(parts.hostname, port, addresses, timeout)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         try:
             conn.request(method, target, body=body, headers=headers)
