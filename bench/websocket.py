@@ -1,10 +1,11 @@
 """Latency from a run event being appended by the engine to a WebSocket client receiving it.
 
-Runs the real stack in one process, as `manage.py runserver` does at tiers 0 and 1: daphne
-serving the ASGI app on a loopback port (main thread), an engine-like thread appending events
-with `runs.events.append_event` (database insert, commit, publish through the channel layer),
-and a `websockets` client thread connected to `/ws/runs/<id>/` with a real session cookie.
-The tier is whatever the environment selects (see bin/test for the variables):
+The real stack, in the shape each tier runs: daphne serving the ASGI app on a loopback port
+(this process), a `websockets` client in another process (the browser) connected to
+`/ws/runs/<id>/` with a real session cookie, and an engine-like thread appending events with
+`runs.events.append_event` (insert, commit, publish through the channel layer): in the
+serving process at tiers 0 and 1, in the client's process at tier 2 (standing for a worker,
+publishing through Redis). The tier is whatever the environment selects:
 
     APPSTRATE_DATA_DIR=data/bench-t0 .venv/bin/python bench/websocket.py
     APPSTRATE_DATA_DIR=data/bench-t2 DATABASE_URL=postgres://postgres@127.0.0.1:5432/appstrate_bench \
@@ -22,6 +23,7 @@ import json
 import os
 import socket
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -64,15 +66,13 @@ def prepare() -> tuple[int, str]:
     return run.pk, f"sessionid={session.session_key}"
 
 
-def client(
-    url: str, cookie: str, count: int, ready: threading.Event, out: list[tuple[int, float]]
-) -> None:
+def client(url: str, cookie: str, count: int, ready, out: list[tuple[int, float]]) -> None:
     from websockets.sync.client import connect
 
     with connect(
         url, additional_headers={"Cookie": cookie, "Origin": "http://127.0.0.1"}, open_timeout=10
     ) as ws:
-        ready.set()
+        ready()
         while len(out) < count:
             frame = json.loads(ws.recv(timeout=30))
             if frame.get("kind") == "event" and frame["type"] == "step.log":
@@ -84,7 +84,7 @@ def engine(
 ) -> None:
     from runs.events import append_event
 
-    ready.wait(30)
+    ready.wait(60)
     time.sleep(0.3)  # let the subscription settle before the first measured event
     for n in range(count):
         started = time.time()
@@ -93,13 +93,41 @@ def engine(
         time.sleep(pause)
 
 
+def remote(url: str, cookie: str, count: int, pause: float, run_id: int, append: bool) -> None:
+    """The browser's side (another process): the client, plus the engine at tier 2+ (a worker)."""
+    received: list[tuple[int, float]] = []
+    sent: dict[int, tuple[float, float]] = {}
+    connected = threading.Event()
+    feeder = None
+    if append:
+        import django
+
+        django.setup()
+        feeder = threading.Thread(target=engine, args=(run_id, count, pause, connected, sent))
+        feeder.start()
+
+    def ready() -> None:
+        connected.set()
+        print("ready", flush=True)
+
+    client(url, cookie, count, ready, received)
+    if feeder:
+        feeder.join()
+    print(json.dumps({"received": received, "sent": sent}), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=600)
     # 50 events a second: far above what steps log in practice, below where a 2-core machine
     # starts queueing (then the figure measures the backlog, not delivery).
     parser.add_argument("--pause", type=float, default=0.02, help="seconds between events")
+    parser.add_argument("--remote", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.remote:
+        url, cookie, run_id, append, _ = args.remote
+        remote(url, cookie, args.events, args.pause, int(run_id), append == "1")
+        return
 
     import django
 
@@ -110,12 +138,14 @@ def main() -> None:
     from appstrate.asgi import application
     from infra.registry import get_mode
 
+    mode = get_mode()
+    # At tiers 0 and 1 the engine runs in the serving process; at 2+ in a worker elsewhere.
+    engine_here = mode.channels == "inmemory"
     run_id, cookie = prepare()
     port = free_port()
     url = f"ws://127.0.0.1:{port}/ws/runs/{run_id}/"
-    received: list[tuple[int, float]] = []
+    result: dict = {}
     sent: dict[int, tuple[float, float]] = {}
-    ready = threading.Event()
 
     def drive() -> None:
         for _ in range(100):  # wait for daphne to listen
@@ -124,14 +154,25 @@ def main() -> None:
                 break
             except OSError:
                 time.sleep(0.05)
+        connected = threading.Event()
         feeder = threading.Thread(
-            target=engine, args=(run_id, args.events, args.pause, ready, sent)
+            target=engine, args=(run_id, args.events, args.pause, connected, sent)
         )
-        feeder.start()
+        command = [
+            sys.executable, __file__, "--events", str(args.events), "--pause", str(args.pause),
+            "--remote", url, cookie, str(run_id), "0" if engine_here else "1", "-",
+        ]  # fmt: skip
         try:
-            client(url, cookie, args.events, ready, received)
+            with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as child:
+                for line in child.stdout:
+                    if line.strip() == "ready" and engine_here:
+                        connected.set()
+                        feeder.start()
+                    elif line.startswith("{"):
+                        result.update(json.loads(line))
+            if feeder.is_alive():
+                feeder.join()
         finally:
-            feeder.join()
             reactor.callFromThread(reactor.stop)
 
     threading.Thread(target=drive, daemon=True).start()
@@ -141,13 +182,17 @@ def main() -> None:
         signal_handlers=False,
         verbosity=0,
     ).run()
-    tier = get_mode().tier
+    received = result.get("received", [])
+    sent = sent if engine_here else {int(n): t for n, t in result.get("sent", {}).items()}
     if len(received) < args.events:
-        print(f"tier {tier}: only {len(received)} of {args.events} events arrived")
+        print(f"tier {mode.tier}: only {len(received)} of {args.events} events arrived")
         sys.exit(1)
     total = [(at - sent[n][0]) * 1000 for n, at in received]
     after_commit = [(at - sent[n][1]) * 1000 for n, at in received]
-    print(f"tier {tier}, {len(total)} events, one every {args.pause * 1000:g} ms:")
+    where = "the serving process" if engine_here else "another process (as a worker)"
+    print(
+        f"tier {mode.tier}, {len(total)} events from {where}, one every {args.pause * 1000:g} ms:"
+    )
     print(f"  append_event called -> client receives: {summary(total)}")
     print(f"  commit (publish)    -> client receives: {summary(after_commit)}")
 
