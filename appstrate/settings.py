@@ -98,6 +98,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves STATIC_ROOT with DEBUG off (the image runs daphne alone, no web server in front).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -268,7 +270,13 @@ RUN_EGRESS_NETWORK = env.str("RUN_EGRESS_NETWORK", default="bridge")
 # Credentials key ring: "k2:BASE64KEY,k1:BASE64KEY", the first key active, the others only
 # decrypt (credentials/keyring.py). CREDENTIALS_KEYS_FILE=/run/secrets/keys works too, one
 # entry per line. With DEBUG on and nothing set, a development key is generated once in data/.
-CREDENTIALS_KEYS = env.str("CREDENTIALS_KEYS", default="").strip()
+try:
+    CREDENTIALS_KEYS = env.str("CREDENTIALS_KEYS", default="").strip()
+except OSError as exc:
+    raise ImproperlyConfigured(
+        f"CREDENTIALS_KEYS_FILE cannot be read ({exc.strerror}: {exc.filename}). "
+        "Fix: point it at a readable file of ID:BASE64KEY lines, or set CREDENTIALS_KEYS."
+    ) from None
 CREDENTIALS_KEYS_SOURCE = (
     "CREDENTIALS_KEYS_FILE" if env.str("CREDENTIALS_KEYS_FILE", default="") else "CREDENTIALS_KEYS"
 )

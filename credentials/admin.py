@@ -45,6 +45,12 @@ class CredentialAdmin(admin.ModelAdmin):
     ]
     actions = ["test_credential"]
 
+    def get_queryset(self, request):
+        # The list shows each credential's secret status: one query for all their values.
+        return (
+            super().get_queryset(request).select_related("updated_by").prefetch_related("secrets")
+        )
+
     # The type decides the form: on add it comes from ?type=, afterwards from the instance.
     def _type_for(self, request: HttpRequest, obj: Credential | None):
         name = obj.type if obj else request.GET.get("type", "")

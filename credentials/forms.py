@@ -113,7 +113,10 @@ class CredentialForm(forms.ModelForm):
         errors = services.validate_values(
             self.credential_type,
             fields={k: v for k, v in fields.items() if v},
-            secrets={**dict.fromkeys(kept, "set"), **{k: v for k, v in secrets.items() if v}},
+            secrets={
+                **dict.fromkeys(kept, services.KEPT),
+                **{k: v for k, v in secrets.items() if v},
+            },
             allowed_hosts=cleaned.get("allowed_hosts", []),
             allowed_workflows=cleaned.get("allowed_workflows", []),
         )

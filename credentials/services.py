@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 # Only this many trailing characters are shown, and only of values at least this long.
 FINGERPRINT_TAIL = 4
 FINGERPRINT_MIN_LENGTH = 16
+# Stands in for a stored secret during validation, which needs its presence, not its value.
+KEPT = "<stored>"
 
 
 class InvalidCredential(CredentialError):
@@ -85,6 +87,12 @@ def validate_values(
 ) -> dict[str, list[str]]:
     """Every problem with a credential's complete values, by field name."""
     errors: dict[str, list[str]] = {}
+    for name, value in secrets.items():
+        if value and len(value) < masking.MIN_SECRET_LENGTH:
+            errors.setdefault(name, []).append(
+                f"Secret values need at least {masking.MIN_SECRET_LENGTH} characters: "
+                "shorter ones cannot be masked in logs and outputs."
+            )
     if not type_.dynamic_fields:
         names = {f.name for f in type_.fields}
         for name in [*fields, *secrets]:
@@ -151,7 +159,7 @@ def update_credential(
     errors = validate_values(
         type_,
         fields=credential.fields,
-        secrets={**dict.fromkeys(kept, "set"), **changed},
+        secrets={**dict.fromkeys(kept, KEPT), **changed},
         allowed_hosts=credential.allowed_hosts,
         allowed_workflows=credential.allowed_workflows,
     )

@@ -203,3 +203,9 @@ def test_it_fingerprints_without_revealing_short_values(settings):
     assert services.fingerprint("ghp_canary_0123456789abcdef") == "…cdef"
     short = services.fingerprint("pa55word!")
     assert short.startswith("#") and "word" not in short
+
+
+def test_it_refuses_secrets_too_short_to_mask(key_ring_k1):
+    with pytest.raises(services.InvalidCredential, match="at least 4 characters"):
+        services.create_credential(name="short", type="bearer_token", secrets={"token": "abc"})
+    assert not Credential.objects.exists()
