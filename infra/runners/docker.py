@@ -94,9 +94,11 @@ class DockerRunAdapter(RunAdapter):
                 f"appstrate-run-{call_id}", driver="bridge", internal=True, labels=labels
             )
             created.append(network)
-            proxy = self._start_sidecar(spec, network, labels, created)
+            sidecar_container, proxy = self._start_sidecar(spec, network, labels, created)
+            # Made while the sidecar's Python boots; started only once the sidecar listens.
             container = self._create_script_container(spec, network, proxy, labels)
             created.append(container)
+            _wait_until_ready(sidecar_container)
             return self._run_to_end(container, spec, cancel, log)
         except DockerException as exc:
             raise DockerRunError(f"Docker could not run the script: {exc}") from exc
@@ -119,8 +121,8 @@ class DockerRunAdapter(RunAdapter):
 
     def _start_sidecar(
         self, spec: ScriptSpec, network: Network, labels: dict, created: list
-    ) -> str:
-        """Start the proxy and return its URL on the internal network."""
+    ) -> tuple[Container, str]:
+        """Start the proxy; return it and its URL on the internal network."""
         container = self.client.containers.create(
             settings.RUN_IMAGE,
             command=["python3", "/opt/sidecar/sidecar.py", "/opt/sidecar/config.json"],
@@ -136,18 +138,9 @@ class DockerRunAdapter(RunAdapter):
         container.put_archive("/opt", _tar(_sidecar_files(spec), prefix="sidecar"))
         network.connect(container)
         container.start()
-        deadline = time.monotonic() + SIDECAR_READY_SECONDS
-        while b"sidecar ready" not in container.logs(stdout=True, stderr=False):
-            container.reload()
-            if container.status == "exited" or time.monotonic() > deadline:
-                raise DockerRunError(
-                    "The credential sidecar did not start: "
-                    + container.logs().decode(errors="replace")[-500:]
-                )
-            time.sleep(0.05)
         container.reload()
         address = container.attrs["NetworkSettings"]["Networks"][network.name]["IPAddress"]
-        return f"http://{address}:{SIDECAR_PORT}"
+        return container, f"http://{address}:{SIDECAR_PORT}"
 
     def _create_script_container(
         self, spec: ScriptSpec, network: Network, proxy: str, labels: dict
@@ -214,6 +207,18 @@ class DockerRunAdapter(RunAdapter):
             timed_out=timed_out,
             cancelled=cancelled,
         )
+
+
+def _wait_until_ready(sidecar_container: Container) -> None:
+    deadline = time.monotonic() + SIDECAR_READY_SECONDS
+    while b"sidecar ready" not in sidecar_container.logs(stdout=True, stderr=False):
+        sidecar_container.reload()
+        if sidecar_container.status == "exited" or time.monotonic() > deadline:
+            raise DockerRunError(
+                "The credential sidecar did not start: "
+                + sidecar_container.logs().decode(errors="replace")[-500:]
+            )
+        time.sleep(0.05)
 
 
 def remove_stale_resources(client: docker.DockerClient, *, older_than_seconds: float) -> int:
