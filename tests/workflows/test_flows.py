@@ -146,3 +146,13 @@ def test_it_raises_definition_errors_for_invalid_flows(declared):
 def test_it_ships_valid_demo_workflows(slug):
     canonical = code_workflows()[slug].compile()
     assert canonical["slug"] == slug
+
+
+def test_it_declares_sub_workflow_steps(declared):
+    wf = declared("parent-flow")
+    wf.workflow("child", workflow="demo-flaky", input={"fail": "{{ input.fail }}"})
+    step = wf.compile()["steps"][0]
+    assert (step["type"], step["config"]) == (
+        "workflow",
+        {"workflow": "demo-flaky", "input": {"fail": "{{ input.fail }}"}},
+    )

@@ -68,9 +68,10 @@ class BranchNode(NodeType):
 
     def targets(self, config: dict[str, Any]) -> list[tuple[str, list[str]]]:
         """(field, step ids) for every list of steps the config names (checked by definitions)."""
+        cases = config.get("cases")
         found = [
             (f"cases[{i}].then", case["then"])
-            for i, case in enumerate(config.get("cases") or [])
+            for i, case in enumerate(cases if isinstance(cases, list) else [])
             if isinstance(case, dict) and isinstance(case.get("then"), list)
         ]
         if isinstance(config.get("default"), list):

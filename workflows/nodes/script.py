@@ -41,6 +41,10 @@ def _env_problems(config: dict[str, Any], name: str) -> list[tuple[str, str]]:
     ]
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _output(stdout: str, exit_code: int | None) -> Any:
     lines = [line for line in stdout.splitlines() if line.strip()]
     if lines:
@@ -70,7 +74,7 @@ class ScriptNode(NodeType):
             problems.append(("source", f"at most {MAX_SOURCE} characters"))
         problems += check_str_map(config, "env") + _env_problems(config, "env")
         problems += check_str_map(config, "credentials") + _env_problems(config, "credentials")
-        for key, ref in (config.get("credentials") or {}).items():
+        for key, ref in _mapping(config.get("credentials")).items():
             if isinstance(ref, str) and _parse_credential_ref(ref) is None:
                 problems.append((f"credentials.{key}", "must be 'credential_name.field'"))
         problems += check_number(config, "memory_limit_mb", low=32, high=16384, integer=True)
@@ -78,7 +82,7 @@ class ScriptNode(NodeType):
 
     def credential_references(self, config: dict[str, Any]) -> list[tuple[str, str]]:
         found = []
-        for key, ref in (config.get("credentials") or {}).items():
+        for key, ref in _mapping(config.get("credentials")).items():
             parsed = _parse_credential_ref(ref)
             if parsed:
                 found.append((f"credentials.{key}", parsed[0]))
