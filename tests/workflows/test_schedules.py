@@ -3,6 +3,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.exceptions import ValidationError
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from workflows import schedules
 from workflows.models import Schedule, Workflow
@@ -126,3 +129,24 @@ def test_it_bounds_the_walk_through_a_long_downtime(workflow, settings):
     fires = schedules.fires_to_run(schedule, NOW)
     missed = [f for f in fires if NOW - f > timedelta(seconds=30)]
     assert len(missed) == 10
+
+
+CRON_ALPHABET = "0123456789*/,-LW#? abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ\t\x00é"
+
+
+@hypothesis_settings(max_examples=400, deadline=None, derandomize=True)
+@given(
+    cron=st.one_of(
+        st.text(alphabet=CRON_ALPHABET, max_size=100),
+        st.lists(
+            st.text(alphabet="0123456789*/,-LW#?", min_size=1, max_size=8), min_size=4, max_size=7
+        ).map(" ".join),
+    ),
+    tz=st.one_of(
+        st.text(max_size=70), st.sampled_from(["UTC", "Europe/Paris", "../../etc/passwd"])
+    ),
+)
+def test_it_answers_any_cron_and_time_zone_text_with_errors_never_an_exception(cron, tz):
+    errors = schedules.validate(cron, tz)
+    assert set(errors) <= {"cron", "timezone"}
+    assert all(isinstance(message, str) and message for message in errors.values())
