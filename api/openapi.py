@@ -361,7 +361,8 @@ def _paths() -> dict[str, Any]:
                     "200": {
                         "description": "The OpenAPI 3.1 document.",
                         "content": {"application/json": {"schema": {"type": "object"}}},
-                    }
+                    },
+                    **_errors(429),
                 },
             }
         },
