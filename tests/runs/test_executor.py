@@ -1,11 +1,12 @@
 """The tier 0/1 in-process executor, the per-workflow concurrency limit and the event log."""
 
+import asyncio
 import itertools
 import threading
 import time
 
 import pytest
-from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.core.management import CommandError, call_command
 from django.db import connections
@@ -137,35 +138,45 @@ def test_it_numbers_events_without_gaps_or_duplicates_under_concurrent_writers()
     assert run.last_event_seq == 101
 
 
-def test_it_publishes_each_event_to_the_run_group_and_the_runs_group_after_commit():
+async def test_it_publishes_each_event_to_the_run_group_and_the_runs_group_after_commit():
     layer = get_channel_layer()
-    run = services.start_run(make_workflow(chain("published", 1)))
-    assert flush_published()  # run.queued went out before anyone listened
-    run_channel = async_to_sync(layer.new_channel)()
-    all_channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(f"run-{run.pk}", run_channel)
-    async_to_sync(layer.group_add)("runs", all_channel)
+    run = await database_sync_to_async(services.start_run)(
+        await database_sync_to_async(make_workflow)(chain("published", 1))
+    )
+    await database_sync_to_async(flush_published)()  # run.queued went out before we listened
+    run_channel = await layer.new_channel()
+    all_channel = await layer.new_channel()
+    await layer.group_add(f"run-{run.pk}", run_channel)
+    await layer.group_add("runs", all_channel)
 
-    event = append_event(run, "step.log", {"text": "hello"})
-    assert flush_published()
+    event = await database_sync_to_async(append_event)(run, "step.log", {"text": "hello"})
 
     for channel in (run_channel, all_channel):
-        message = async_to_sync(layer.receive)(channel)
+        message = await asyncio.wait_for(layer.receive(channel), 5)
         assert message["type"] == "run.event" and message["run_id"] == run.pk
         assert message["seq"] == event.seq and message["event"] == "step.log"
         assert message["payload"] == {"text": "hello"}
+    await layer.group_discard(f"run-{run.pk}", run_channel)
+    await layer.group_discard("runs", all_channel)
+
+
+def follow_here() -> list[str]:
+    """At tier 2+ workers execute runs; this test has none, so the command executes it here."""
+    from infra.registry import get_mode
+
+    return [] if get_mode().executor == "inline" else ["--here"]
 
 
 def test_runworkflow_waits_prints_each_step_and_exits_non_zero_on_failure(capsys):
     make_workflow(chain("cmd-ok", 2, "echo"))
     make_workflow({"slug": "cmd-bad", "steps": [py("boom", "fatal", {"message": "kaput"})]})
 
-    call_command("runworkflow", "cmd-ok", "--wait")
+    call_command("runworkflow", "cmd-ok", "--wait", *follow_here())
     out = capsys.readouterr().out
     assert "s0: succeeded" in out and "s1: succeeded" in out and "succeeded" in out.splitlines()[-1]
 
     with pytest.raises(CommandError, match=r"failed: .*kaput"):
-        call_command("runworkflow", "cmd-bad", "--wait")
+        call_command("runworkflow", "cmd-bad", "--wait", *follow_here())
     assert "boom: failed" in capsys.readouterr().out
 
 

@@ -30,6 +30,12 @@ class Command(BaseCommand):
             help="Follow the run, printing each step as it finishes. At tiers 0 and 1 this "
             "process executes the run itself.",
         )
+        parser.add_argument(
+            "--here",
+            action="store_true",
+            help="Execute the run in this process even where workers exist (tier 2+), e.g. to "
+            "debug a workflow; implies --wait.",
+        )
 
     def handle(self, *args, **options) -> str:
         run_input = parse_input(options["input"])
@@ -37,23 +43,25 @@ class Command(BaseCommand):
         if workflow is None:
             raise CommandError(f"No workflow with the slug {options['slug']!r}.")
         try:
-            run = services.start_run(workflow, input=run_input, trigger=Run.Trigger.MANUAL)
+            run = services.start_run(
+                workflow, input=run_input, trigger=Run.Trigger.MANUAL, submit=not options["here"]
+            )
         except (InvalidInput, WorkflowUnavailable) as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(f"Run {run.pk} of {workflow.slug} queued.")
-        if not options["wait"]:
+        if not (options["wait"] or options["here"]):
             return ""
-        run = self.follow(run)
+        run = self.follow(run, here=options["here"])
         if run.status != Run.Status.SUCCEEDED:
             raise CommandError(f"Run {run.pk} {run.status}: {run.error}", returncode=1)
         return f"Run {run.pk} succeeded. Output: {json.dumps(run.output)[:2000]}"
 
-    def follow(self, run: Run) -> Run:
+    def follow(self, run: Run, *, here: bool = False) -> Run:
         """Print step endings from the event log until the run is final."""
         from infra.registry import get_mode
 
         worker = None
-        if get_mode().executor == "inline":
+        if here or get_mode().executor == "inline":
             # No serving process may be running: execute here (a no-op if one already claimed it).
             worker = threading.Thread(target=services.execute_run, args=(run.pk,), daemon=True)
             worker.start()
