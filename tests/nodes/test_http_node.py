@@ -267,3 +267,13 @@ def test_it_rejects_invalid_config(config, field):
 
 def test_it_accepts_an_expression_for_the_url():
     assert http_node.validate_config({"url": "{{ input.url }}"}) == []
+
+
+def test_it_fails_cleanly_when_an_expression_rendered_a_wrong_type(server, make_ctx):
+    config = {"url": url(server, "/json"), "headers": ["not", "a", "map"]}
+    with pytest.raises(StepError, match=r"config\.headers must be an object") as caught:
+        http_node.execute(make_ctx(config, policies=ALLOW))
+    assert caught.value.retryable is False
+    with pytest.raises(StepError, match=r"config\.url must be an absolute"):
+        http_node.execute(make_ctx({"url": "file:///etc/passwd"}, policies=ALLOW))
+    assert server.seen == []

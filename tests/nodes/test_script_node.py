@@ -107,3 +107,8 @@ def test_it_rejects_invalid_config(config, field):
 
 def test_it_is_not_idempotent_by_default():
     assert script.is_idempotent({"source": "x"}) is False
+
+
+def test_it_fails_cleanly_when_an_expression_rendered_a_wrong_type(make_ctx):
+    with pytest.raises(StepError, match=r"config\.env must be an object"):
+        script.execute(make_ctx({"source": "true", "env": [1, 2]}))

@@ -69,3 +69,14 @@ def workflow_slug(ctx: Any) -> str:
 
     slug = Run.objects.filter(pk=ctx.run_id).values_list("workflow__slug", flat=True).first()
     return slug or ""
+
+
+def check_rendered(node: Any, config: dict[str, Any]) -> None:
+    """Validate a config again after rendering: an expression may have produced a value of
+    the wrong type (a list of headers, a text timeout). StepError naming the field."""
+    from workflows.nodes.base import StepError
+
+    problems = node.validate_config(config)
+    if problems:
+        field, message = problems[0]
+        raise StepError(f"config.{field} {message} (after rendering expressions)", retryable=False)

@@ -24,6 +24,7 @@ from workflows.nodes.base import NodeType, StepContext, StepError, StepTimeout
 from workflows.nodes.config import (
     check_fields,
     check_number,
+    check_rendered,
     check_str_map,
     is_expression,
     workflow_slug,
@@ -165,6 +166,7 @@ class HttpNode(NodeType):
 
     def execute(self, ctx: StepContext) -> Any:
         config = ctx.config
+        check_rendered(self, config)
         credential = self._credential(ctx)
         method = str(config.get("method", "GET")).upper()
         headers = {str(k): str(v) for k, v in (config.get("headers") or {}).items()}

@@ -13,7 +13,13 @@ import re
 from typing import Any
 
 from workflows.nodes.base import NodeType, StepContext, StepError, StepTimeout
-from workflows.nodes.config import check_fields, check_number, check_str_map, workflow_slug
+from workflows.nodes.config import (
+    check_fields,
+    check_number,
+    check_rendered,
+    check_str_map,
+    workflow_slug,
+)
 from workflows.nodes.registry import register_node_type
 
 LANGUAGES = ("python", "shell")
@@ -120,6 +126,10 @@ class ScriptNode(NodeType):
         from infra.runners.base import ScriptSpec
 
         config = ctx.config
+        if isinstance(config.get("env"), dict):
+            # An expression may give a number or an object: the environment holds its JSON.
+            config = {**config, "env": {k: _env_value(v) for k, v in config["env"].items()}}
+        check_rendered(self, config)
         env, credentials = self._environment(ctx)
         spec = ScriptSpec(
             language=config.get("language", "python"),
