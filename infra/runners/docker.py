@@ -135,7 +135,7 @@ class DockerRunAdapter(RunAdapter):
             user=str(RUNNER_UID),
         )
         created.append(container)
-        container.put_archive("/opt", _tar(_sidecar_files(spec), prefix="sidecar"))
+        container.put_archive("/opt", _tar(_sidecar_files(spec, network), prefix="sidecar"))
         network.connect(container)
         container.start()
         container.reload()
@@ -269,10 +269,15 @@ def _without_secrets(env: dict[str, str], creds: tuple[Any, ...]) -> dict[str, s
     }
 
 
-def _sidecar_files(spec: ScriptSpec) -> dict[str, bytes]:
+def _sidecar_files(spec: ScriptSpec, network: Network) -> dict[str, bytes]:
+    network.reload()
+    subnets = [entry["Subnet"] for entry in network.attrs["IPAM"]["Config"] if "Subnet" in entry]
+    if not subnets:
+        raise DockerRunError(f"The internal network {network.name} has no subnet.")
     config = {
         "port": SIDECAR_PORT,
         "allow_private_network": spec.allow_private_network,
+        "clients": subnets,
         "credentials": [
             {
                 "name": cred.name,

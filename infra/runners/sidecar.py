@@ -10,7 +10,7 @@ workflow allows the private network.
 
 Standard library only, plus `credentials.hosts` (shipped beside it into the container), so it
 runs in the plain run image: `python3 sidecar.py CONFIG.json`. Config:
-{"port": 3128, "allow_private_network": false,
+{"port": 3128, "allow_private_network": false, "clients": ["172.20.0.0/16"],
  "credentials": [{"name": "...", "hosts": ["api.example.com"], "headers": {"Authorization": "..."}}]}
 """
 
@@ -49,10 +49,19 @@ class ProxyConfig:
     def __init__(self, raw: dict) -> None:
         self.port = int(raw.get("port", 3128))
         self.allow_private_network = bool(raw.get("allow_private_network", False))
+        # Who may use the proxy: the run's internal network only. The sidecar also sits on the
+        # egress network, where other containers must not borrow its credentials.
+        self.clients = [ipaddress.ip_network(cidr) for cidr in raw.get("clients", [])]
         self.credentials = [
             (entry["name"], tuple(entry["hosts"]), dict(entry["headers"]))
             for entry in raw.get("credentials", [])
         ]
+
+    def admits(self, client_ip: str) -> bool:
+        if not self.clients:
+            return True
+        address = ipaddress.ip_address(client_ip)
+        return any(address in network for network in self.clients)
 
     def headers_for(self, netloc: str) -> tuple[dict[str, str], list[str]]:
         """The headers of every credential that allows `netloc`, and their names."""
@@ -200,10 +209,21 @@ def _relay(client: socket.socket, upstream: socket.socket) -> None:
         upstream.close()
 
 
+class ProxyServer(ThreadingHTTPServer):
+    daemon_threads = True
+    config: ProxyConfig
+
+    def verify_request(self, request, client_address) -> bool:
+        if self.config.admits(client_address[0]):
+            return True
+        sys.stderr.write(f"sidecar: refused a connection from {client_address[0]}\n")
+        return False
+
+
 def make_server(config: ProxyConfig, host: str = "0.0.0.0") -> ThreadingHTTPServer:
     handler = type("ConfiguredProxyHandler", (ProxyHandler,), {"config": config})
-    server = ThreadingHTTPServer((host, config.port), handler)
-    server.daemon_threads = True
+    server = ProxyServer((host, config.port), handler)
+    server.config = config
     return server
 
 

@@ -22,12 +22,13 @@ def echo():
     server.server_close()
 
 
-def _proxy(echo_host, *, hosts=None, allow_private=True):
+def _proxy(echo_host, *, hosts=None, allow_private=True, clients=("127.0.0.0/8",)):
     cred = bearer("api", SECRET, hosts if hosts is not None else [echo_host])
     config = ProxyConfig(
         {
             "port": 0,
             "allow_private_network": allow_private,
+            "clients": list(clients),
             "credentials": [
                 {
                     "name": cred.name,
@@ -119,3 +120,10 @@ def test_it_tunnels_connect_without_adding_the_credential(echo, proxy_for):
     # Inside a tunnel (TLS in real use) nothing can be added: the credential stays out.
     assert seen["path"] == "/tunnel"
     assert "Authorization" not in seen["headers"]
+
+
+def test_it_serves_only_clients_from_the_run_network(echo, proxy_for):
+    # On the egress network, other containers must not borrow the credential.
+    proxy = proxy_for(clients=["10.99.0.0/16"])
+    with pytest.raises((urllib.error.URLError, ConnectionError)):
+        _get(proxy, f"http://{echo}/")
