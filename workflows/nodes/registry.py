@@ -33,17 +33,10 @@ def register_node_type[T: type[NodeType]](cls: T) -> T:
 
 def _load_builtins() -> None:
     global _loaded
-    if _loaded:
-        return
-    for module in BUILTIN_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            # workflows.nodes.workflow is written by the engine; until it lands, that one type
-            # is simply unknown. Any other missing import is a real error.
-            if exc.name != module or module != "workflows.nodes.workflow":
-                raise
-    _loaded = True
+    if not _loaded:
+        for module in BUILTIN_MODULES:
+            importlib.import_module(module)  # each registers its type
+        _loaded = True
 
 
 def get_node_type(name: str) -> NodeType | None:
