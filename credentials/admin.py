@@ -8,7 +8,9 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
+from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
+from django.views.decorators.debug import sensitive_post_parameters
 
 from credentials import services
 from credentials.exceptions import CredentialError
@@ -56,11 +58,14 @@ class CredentialAdmin(admin.ModelAdmin):
         name = obj.type if obj else request.GET.get("type", "")
         return get_type(name)
 
+    # Error reports must not show the secrets a failed request posted.
+    @method_decorator(sensitive_post_parameters())
     def add_view(self, request, form_url="", extra_context=None):
         if self._type_for(request, None) is None:
             return self._choose_type_view(request)
         return super().add_view(request, form_url, extra_context)
 
+    @method_decorator(sensitive_post_parameters())
     def change_view(self, request, object_id, form_url="", extra_context=None):
         obj = self.get_object(request, object_id)
         if obj is not None and get_type(obj.type) is None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
+from django.views.decorators.debug import sensitive_variables
 
 from credentials import masking
 from credentials.exceptions import CredentialError
@@ -131,6 +132,8 @@ def create_credential(
     )
 
 
+# Error reports (DEBUG pages, mail_admins) must not show the decrypted locals.
+@sensitive_variables()
 def update_credential(
     credential: Credential,
     *,
@@ -197,6 +200,7 @@ def resolve(name: str, *, workflow_slug: str) -> ResolvedCredential:
     return resolve_credential(Credential.objects.get(name=name))
 
 
+@sensitive_variables()
 def resolve_credential(credential: Credential) -> ResolvedCredential:
     """Decrypt `credential` regardless of which workflow asks (the admin's test action)."""
     type_ = credential_type(credential)
@@ -216,6 +220,7 @@ def resolve_credential(credential: Credential) -> ResolvedCredential:
     return resolved
 
 
+@sensitive_variables()
 def read_secrets(credential: Credential) -> dict[str, str]:
     ring = get_key_ring()
     return {
@@ -228,6 +233,7 @@ def read_secrets(credential: Credential) -> dict[str, str]:
     }
 
 
+@sensitive_variables()
 def secret_status(credential: Credential) -> list[SecretStatus]:
     """Set / not set and a fingerprint for each secret field, for the admin."""
     type_ = get_type(credential.type)
@@ -254,6 +260,7 @@ def secret_status(credential: Credential) -> list[SecretStatus]:
     return statuses
 
 
+@sensitive_variables()
 def fingerprint(value: str) -> str:
     """The last characters of a long value; a keyed short hash of a short one, which would
     otherwise be half revealed."""
@@ -312,6 +319,7 @@ def rotate_credentials(*, limit: int | None = None) -> RotationReport:
     return report
 
 
+@sensitive_variables()
 def _rotate_one(pk: int) -> bool:
     ring = get_key_ring()
     with transaction.atomic():
@@ -330,6 +338,7 @@ def _rotate_one(pk: int) -> bool:
     return True
 
 
+@sensitive_variables()
 def test_credential(credential: Credential, target: str) -> str:
     """Run the type's test against `target`; CredentialError says why it failed."""
     resolved = resolve_credential(credential)
@@ -339,6 +348,7 @@ def test_credential(credential: Credential, target: str) -> str:
         raise CredentialError(masking.mask(str(exc), resolved.secrets)) from None
 
 
+@sensitive_variables()
 def _store_secret(credential: Credential, name: str, value: str) -> None:
     stored = SecretValue(credential=credential, field=name)
     sealed = get_key_ring().encrypt(value, associated_data=stored.associated_data)

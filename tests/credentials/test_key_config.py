@@ -48,7 +48,10 @@ def test_it_reads_the_key_ring_from_a_file(tmp_path):
     keys = tmp_path / "keys"
     missing = manage("check", data_dir=tmp_path, CREDENTIALS_KEYS_FILE=str(keys), **PRODUCTION)
     assert missing.returncode != 0
-    assert f"CREDENTIALS_KEYS_FILE cannot be read (No such file or directory: {keys})" in missing.stderr
+    assert (
+        f"CREDENTIALS_KEYS_FILE cannot be read (No such file or directory: {keys})"
+        in missing.stderr
+    )
     keys.write_text(f"{K2}\n{K1}\n")
     result = manage("doctor", data_dir=tmp_path, CREDENTIALS_KEYS_FILE=str(keys), **PRODUCTION)
     assert "credentials key ring: active k2, 2 key(s) from CREDENTIALS_KEYS_FILE" in result.stdout

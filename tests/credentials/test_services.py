@@ -209,3 +209,38 @@ def test_it_refuses_secrets_too_short_to_mask(key_ring_k1):
     with pytest.raises(services.InvalidCredential, match="at least 4 characters"):
         services.create_credential(name="short", type="bearer_token", secrets={"token": "abc"})
     assert not Credential.objects.exists()
+
+
+# Built here so that the report's source excerpts of this test never contain the value itself.
+DEBUG_PAGE_SECRET = "-".join(["tok", "in", "a", "debug", "page", "42"])
+
+
+def test_it_keeps_decrypted_values_out_of_error_reports(key_ring_k1, rf):
+    import sys
+
+    from django.views.debug import ExceptionReporter
+
+    from credentials.types import BearerToken, register
+
+    @register
+    class Broken(BearerToken):
+        name = "broken_for_test"
+        label = "Broken (test)"
+
+        def derived_secrets(self, values):
+            raise RuntimeError("a bug in a project's credential type")
+
+    make("broken", "broken_for_test", secrets={"token": DEBUG_PAGE_SECRET})
+    try:
+        services.resolve("broken", workflow_slug="x")
+    except RuntimeError:
+        reporter = ExceptionReporter(rf.get("/"), *sys.exc_info())
+        # The DEBUG page and the mailed report list locals; the decrypted ones must be hidden
+        assert DEBUG_PAGE_SECRET not in reporter.get_traceback_html()
+        assert DEBUG_PAGE_SECRET not in reporter.get_traceback_text()
+    else:
+        pytest.fail("the broken type should have raised")
+    finally:
+        from credentials import types
+
+        types._registry.pop("broken_for_test")  # registered for this test only
