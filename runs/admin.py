@@ -36,7 +36,7 @@ class RunAdmin(admin.ModelAdmin):
         "workflow",
         "status_badge",
         "progress",
-        "trigger",
+        "trigger_short",
         "triggered_by",
         "created_at",
         "duration",
@@ -91,6 +91,10 @@ class RunAdmin(admin.ModelAdmin):
     def progress(self, run):
         total = len((run.version.definition or {}).get("steps") or []) if run.version_id else 0
         return f"{run.steps_done}/{max(total, run.steps_total)}"
+
+    @admin.display(description="Trigger", ordering="trigger")
+    def trigger_short(self, run):
+        return run.trigger  # the one-word value; the filter shows the long labels
 
     @admin.display(description="Duration")
     def duration(self, run):

@@ -53,6 +53,7 @@ def test_it_lets_an_operator_start_the_demo_and_watch_it_live(
     page.fill("input[name=count]", "0")
     page.click("#start-run")
     expect(page.locator(".field-count .errorlist")).to_be_visible()
+    screenshot(page, "run-now-form.png")
     assert not Run.objects.exists()
     page.fill("input[name=count]", "6")
     page.click("#start-run")
@@ -117,6 +118,7 @@ def test_it_lets_an_operator_cancel_a_long_run_while_its_logs_stream(
     expect(page.locator("#run-status")).to_have_text("Cancelled", timeout=LONG_TIMEOUT)
     expect(pill).to_have_text("Cancelled", timeout=LONG_TIMEOUT)
     assert runs_list.evaluate("window.__sameDocument") == "yes"
+    screenshot(runs_list, "runs-list.png")
     expect(page.locator("#cancel-run")).to_be_hidden()
     expect(page.locator("#retry-run")).to_be_visible()
     assert Run.objects.get().status == "cancelled"
