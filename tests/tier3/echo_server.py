@@ -34,9 +34,11 @@ class Echo(BaseHTTPRequestHandler):
         pass
 
 
-def start_in_thread(host="127.0.0.1"):
+def start_in_thread(host="127.0.0.1", tls_context=None):
     server = ThreadingHTTPServer((host, 0), Echo)
     server.daemon_threads = True
+    if tls_context is not None:
+        server.socket = tls_context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 

@@ -127,3 +127,66 @@ def test_it_serves_only_clients_from_the_run_network(echo, proxy_for):
     proxy = proxy_for(clients=["10.99.0.0/16"])
     with pytest.raises((urllib.error.URLError, ConnectionError)):
         _get(proxy, f"http://{echo}/")
+
+
+@pytest.fixture
+def tls_echo(tmp_path, monkeypatch):
+    """The echo server behind TLS with a certificate for 127.0.0.1 that the proxy trusts."""
+    import datetime
+    import ipaddress
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    # The proxy verifies upstream certificates against the default trust store: point it here.
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert_path))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    server = echo_server.start_in_thread(tls_context=context)
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_it_calls_upstream_over_tls_when_asked_and_adds_the_credential(tls_echo):
+    server = _proxy(tls_echo)
+    try:
+        proxy = f"http://127.0.0.1:{server.server_address[1]}"
+        seen = _get(proxy, f"http://{tls_echo}/secure", headers={"X-Appstrate-Scheme": "https"})
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen["path"] == "/secure"
+    assert seen["headers"]["Authorization"] == f"Bearer {SECRET}"
+    # The instruction to the proxy is not passed on.
+    assert "X-Appstrate-Scheme" not in seen["headers"]
