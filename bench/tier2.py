@@ -274,7 +274,9 @@ def main() -> None:
 
 
 def report(ours_ms: float, raw_ms: float, ours_rate: float, raw_rate: float, args) -> None:
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print("Tier 2 bench: one Celery worker, prefork, concurrency 2 (PostgreSQL + Redis)")
+    print(f"machine: {os.cpu_count()} CPUs, load average {load} (figures scale with it)")
     print(f"40 sequential trivial steps, median of {args.chains} (start to finish):")
     print(f"  appstrate run        {ours_ms * 1000:8.1f} ms")
     print(f"  raw Celery chain     {raw_ms * 1000:8.1f} ms")
