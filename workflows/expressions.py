@@ -26,6 +26,7 @@ works for a skipped step.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -368,6 +369,13 @@ def parse(text: str) -> tuple:
     """Parse one expression (without braces) into a tree; `ExpressionError` when invalid."""
     if not isinstance(text, str):
         raise ExpressionError("an expression must be a string")
+    return _parse_cached(text)
+
+
+# The same step config is rendered on every run: parse each expression text once per process.
+# Trees are never modified after parsing, so sharing them is safe.
+@functools.lru_cache(maxsize=4096)
+def _parse_cached(text: str) -> tuple:
     if len(text) > MAX_LENGTH:
         raise ExpressionError(f"expression longer than {MAX_LENGTH} characters")
     if not text.strip():
