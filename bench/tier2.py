@@ -20,6 +20,7 @@ to Redis for Celery. Same clock, same machine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import statistics
@@ -73,10 +74,10 @@ def _done_key() -> str:
     return f"{settings.REDIS_PREFIX}:{DONE_KEY}"
 
 
-try:  # in the worker, Django is set up before --include modules are imported
+# In the worker, Django is set up before --include modules are imported; the bench process
+# imports this module before Django and registers the function in setup_django() instead.
+with contextlib.suppress(Exception):
     _register_python_function()
-except Exception:
-    pass
 
 
 # --- the bench process -------------------------------------------------------------------------
@@ -265,12 +266,10 @@ def main() -> None:
 
         connections.close_all()
         recreate_database(admin_url, db_name, drop_only=True)
-        try:
+        with contextlib.suppress(Exception):  # best-effort cleanup
             keys = client.keys(f"{os.environ['REDIS_PREFIX']}:*")
             if keys:
                 client.delete(*keys)
-        except Exception:
-            pass
 
 
 def report(ours_ms: float, raw_ms: float, ours_rate: float, raw_rate: float, args) -> None:
