@@ -112,5 +112,6 @@ class WorkflowVersionAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
+
 # Schedules: their admin lives next to the schedule logic (workflows/schedules.py).
 from workflows import schedule_admin  # noqa: E402, F401
