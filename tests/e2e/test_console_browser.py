@@ -145,6 +145,9 @@ def test_it_shows_a_viewer_runs_without_run_or_cancel_actions(
     expect(page.locator("#run-now")).to_have_count(0)
     page.goto(f"{console_server.url}/admin/")
     expect(page.locator("#content-main")).not_to_contain_text("Credentials")
+    # The console's own CSS and JS come from the project (no CDN).
+    for asset in ("appstrate/console.css", "appstrate/run_page.js", "appstrate/runs_list.js"):
+        assert page.request.get(f"{console_server.url}/static/{asset}").status == 200
 
 
 def test_it_shows_the_system_page(page, console_server, demo_workflows, operator):
