@@ -149,3 +149,30 @@ def test_it_keeps_listening_after_redis_restarts(tmp_path):
     finally:
         listener.close()
         server.stop()
+
+
+@pytest.mark.django_db
+def test_it_hands_an_orphaned_run_to_a_live_executor_once(broker, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from runs.sweeps import dispatch_orphaned_runs
+
+    settings.ORPHAN_AFTER_SECONDS = 30
+    run = make_run()
+    long_ago = timezone.now() - timedelta(minutes=5)
+    Run.objects.filter(pk=run.pk).update(
+        status=Run.Status.RUNNING, owner="celery@gone:1:dead", heartbeat_at=long_ago
+    )
+    alive = make_run(queue="other")
+    Run.objects.filter(pk=alive.pk).update(
+        status=Run.Status.RUNNING, owner="celery@here:2:live", heartbeat_at=timezone.now()
+    )
+    executor = CeleryExecutor()
+    # The silent run is dispatched; the one heartbeating is left alone.
+    assert dispatch_orphaned_runs(executor, timezone.now()) == 1
+    # Until a new executor has had time to claim it, later sweeps do not dispatch it again.
+    assert dispatch_orphaned_runs(executor, timezone.now()) == 0
+    messages = queue_messages(redis.Redis.from_url(broker.url), "appstrate")
+    assert [m["headers"]["argsrepr"] for m in messages] == [f"({run.pk},)"]
