@@ -55,8 +55,8 @@ def claim_run(run_id: int, executor_id: str) -> tuple[Run, bool] | None:
     a live executor, locked by a concurrent claim, or held back by the workflow's concurrency
     limit (it stays queued and is submitted again when a slot frees up).
     """
-    now = timezone.now()
     with write_transaction():
+        now = timezone.now()  # after the write lock: a claim that waited starts now, not before
         run = (
             Run.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("version")
