@@ -1,6 +1,6 @@
 import signal
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from workflows.scheduler import Scheduler
 
@@ -19,6 +19,9 @@ class Command(BaseCommand):
         parser.add_argument("--sweep", type=float, default=None, help="Seconds between run sweeps.")
 
     def handle(self, *args, once=False, tick=None, sweep=None, **options):
+        for name, value in (("--tick", tick), ("--sweep", sweep)):
+            if value is not None and not 0 < value <= 3600:
+                raise CommandError(f"{name} must be a number of seconds between 0 and 3600")
         scheduler = Scheduler(tick_seconds=tick, sweep_seconds=sweep)
         if once:
             return f"Started {scheduler.tick()} scheduled run(s)"
