@@ -271,3 +271,24 @@ def test_it_round_trips_the_change_form_unchanged(alice_client, github_token):
     github_token.refresh_from_db()
     assert github_token.allowed_hosts == ["api.github.test", "*.github.test"]
     assert github_token.allowed_workflows == ["sync-issues"]
+
+
+def test_it_leaves_no_secret_in_the_database_after_admin_edits(alice_client, github_token):
+    from tests.credentials.test_canary import dump_database
+
+    response = alice_client.post(
+        change_url(github_token),
+        {
+            "secret_token": "ghp_edited_in_the_console_0000",
+            "allowed_hosts": "api.github.test",
+            "allowed_workflows": "sync-issues",
+        },
+    )
+    assert response.status_code == 302
+    # Not in the admin's history (LogEntry) nor anywhere else but as ciphertext
+    dump = dump_database()
+    assert "ghp_edited_in_the_console" not in dump and SECRET not in dump
+    # The history names the field that changed, not its value
+    from django.contrib.admin.models import LogEntry
+
+    assert "Token" in LogEntry.objects.get(object_id=str(github_token.pk)).change_message

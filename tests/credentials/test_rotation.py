@@ -118,3 +118,17 @@ def test_it_shows_unreadable_values_in_the_status_instead_of_crashing(three_cred
     settings.CREDENTIALS_KEYS = key_entry("k3", 3)
     status = services.secret_status(Credential.objects.get(name="c1"))
     assert status[0].is_set and "'k1'" in status[0].problem
+
+
+def test_it_generates_a_usable_key_entry(capsys, settings):
+    call_command("rotatecredentials", generate_key="k9")
+    entry = capsys.readouterr().out.strip()
+    assert entry.startswith("k9:")
+    settings.CREDENTIALS_KEYS = f"{entry},{K1}"
+    from credentials.keyring import get_key_ring
+
+    assert get_key_ring().active_id == "k9"
+    with pytest.raises(CommandError, match="KEY_ID must be"):
+        call_command("rotatecredentials", generate_key="no spaces")
+    with pytest.raises(CommandError, match="--limit must be 1 or more"):
+        call_command("rotatecredentials", limit=0)
