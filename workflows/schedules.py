@@ -190,8 +190,12 @@ def fire_schedule(schedule: Schedule, now: datetime) -> int:
 def _fire_once(schedule: Schedule, fire: datetime) -> int:
     if schedule.overlap != Schedule.Overlap.ALLOW and has_active_run(schedule):
         if schedule.overlap == Schedule.Overlap.QUEUE:
-            Schedule.objects.filter(pk=schedule.pk).update(pending_fires=F("pending_fires") + 1)
-            logger.info("Schedule %s: fire %s queued behind the active run", schedule.pk, fire)
+            # The queue is bounded like catch-up: a run that never ends must not pile up fires.
+            queued = Schedule.objects.filter(
+                pk=schedule.pk, pending_fires__lt=max(schedule.catch_up_limit, 1)
+            ).update(pending_fires=F("pending_fires") + 1)
+            outcome = "queued behind the active run" if queued else "dropped, the queue is full"
+            logger.info("Schedule %s: fire %s %s", schedule.pk, fire, outcome)
         else:
             logger.info("Schedule %s: fire %s skipped, previous run active", schedule.pk, fire)
         return 0

@@ -138,3 +138,12 @@ def test_it_keeps_firing_other_schedules_when_one_cannot_start_a_run(workflow):
     # The broken schedule's fire is spent, not retried at every tick.
     broken.refresh_from_db()
     assert broken.next_fire_at == T + timedelta(minutes=1)
+
+
+def test_it_bounds_the_fires_queued_behind_a_run_that_does_not_end(workflow):
+    schedule = due_schedule(workflow, overlap=Schedule.Overlap.QUEUE, catch_up_limit=2)
+    schedules.fire_due_schedules(NOW)
+    for _ in range(4):
+        fire_again(schedule)
+    schedule.refresh_from_db()
+    assert (len(runs_of(schedule)), schedule.pending_fires) == (1, 2)
