@@ -11,6 +11,7 @@ class WorkflowsConfig(AppConfig):
     name = "workflows"
 
     def ready(self) -> None:
+        from workflows import checks  # noqa: F401 - registers the system check
         from workflows.discovery import discover_flows
 
         # Like admin.py: every app's flows.py is imported at boot, which also registers the

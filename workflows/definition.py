@@ -86,8 +86,10 @@ def _unknown(fields: dict, allowed: set[str], errors: _Errors, step: str | None,
             errors.add(step, where, f"unknown field; allowed: {', '.join(sorted(allowed))}")
 
 
-def compile_definition(raw: Any) -> dict[str, Any]:
-    """Validate `raw` and return the canonical definition with every default filled."""
+def compile_definition(raw: Any, *, check_credentials: bool = True) -> dict[str, Any]:
+    """Validate `raw` and return the canonical definition with every default filled.
+    `check_credentials=False` skips only the database look-up of credential references (the
+    boot-time system check, which must not need a database)."""
     errors = _Errors()
     if not isinstance(raw, dict):
         raise DefinitionError([{"step": None, "field": "", "message": "must be a JSON object"}])
@@ -116,7 +118,8 @@ def compile_definition(raw: Any) -> dict[str, Any]:
         _check_templates(None, "output", canonical["output"], _step_ids(canonical), errors)
     if errors:
         raise DefinitionError(list(errors))
-    _check_credentials(canonical, errors)
+    if check_credentials:
+        _check_credentials(canonical, errors)
     if errors:
         raise DefinitionError(list(errors))
     return canonical

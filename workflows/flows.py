@@ -223,9 +223,9 @@ class Workflow:
             raw["output"] = self.output
         return raw
 
-    def compile(self) -> dict[str, Any]:
+    def compile(self, *, check_credentials: bool = True) -> dict[str, Any]:
         """The canonical definition; `DefinitionError` when invalid."""
-        return compile_definition(self.to_definition())
+        return compile_definition(self.to_definition(), check_credentials=check_credentials)
 
 
 def code_workflows() -> dict[str, Workflow]:

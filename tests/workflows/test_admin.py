@@ -110,3 +110,10 @@ def test_it_shows_versions_but_never_lets_them_change(alice_client):
     assert "demo.flaky" in page.content.decode()
     assert alice_client.post(url, {"number": 5}).status_code == 403
     assert alice_client.get("/admin/workflows/workflowversion/add/").status_code == 403
+
+
+def test_it_answers_a_huge_definition_with_a_client_error_and_saves_nothing(alice_client):
+    huge = json.dumps({"steps": [], "description": "x" * 2_000_000})
+    response = add(alice_client, text=huge)
+    assert 400 <= response.status_code < 500
+    assert not Workflow.objects.filter(slug="console-made").exists()

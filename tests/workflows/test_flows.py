@@ -156,3 +156,17 @@ def test_it_declares_sub_workflow_steps(declared):
         "workflow",
         {"workflow": "demo-flaky", "input": {"fail": "{{ input.fail }}"}},
     )
+
+
+def test_it_warns_about_invalid_code_workflows_in_the_system_check(declared):
+    from django.core import checks
+
+    from workflows.checks import check_code_workflows
+
+    assert check_code_workflows() == []
+    wf = declared("typo-flow")
+    wf.wait("w", seconds="soon")
+    warnings = check_code_workflows()
+    assert [w.id for w in warnings] == ["workflows.W001"]
+    assert "'typo-flow'" in warnings[0].msg and "config.seconds" in warnings[0].msg
+    assert warnings[0].level == checks.WARNING  # not an error: the server still starts
