@@ -148,6 +148,7 @@ class DockerRunAdapter(RunAdapter):
         environment = _without_secrets(spec.env, spec.credentials)
         for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
             environment[name] = proxy
+        environment["LANG"] = "C.UTF-8"  # as the process adapter gives its scripts
         container = self.client.containers.create(
             settings.RUN_IMAGE,
             command=["/bin/sh", "-c", COMMANDS[spec.language]],
