@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import threading
 from collections.abc import Iterable
@@ -41,12 +42,19 @@ def mask(value: Any, secrets: Iterable[str]) -> Any:
     a value that reaches a step some other way (project code resolving a credential itself)
     is caught too.
     """
-    forms = secret_forms(secrets)
-    if _remembered_forms:
-        forms = sorted({*forms, *_remembered_forms}, key=len, reverse=True)
+    forms = _forms_for(frozenset(secrets), _generation)
     if not forms:
         return value
     return _mask(value, forms)
+
+
+@functools.lru_cache(maxsize=256)
+def _forms_for(secrets: frozenset[str], generation: int) -> list[str]:
+    # Cached per set of secrets and per state of the remembered set (`generation`): the engine
+    # masks every log line and output with the same few secrets.
+    if not _remembered_forms:
+        return secret_forms(secrets)
+    return sorted({*secret_forms(secrets), *_remembered_forms}, key=len, reverse=True)
 
 
 def _mask(value: Any, forms: list[str]) -> Any:
@@ -65,15 +73,18 @@ def _mask(value: Any, forms: list[str]) -> Any:
 # Secrets this process has decrypted (and the key ring's material), newest last. Log records
 # are masked against them whoever logs and whichever handler writes: a run's secrets stay
 # remembered after the run ends, because its threads and libraries may still log afterwards.
-_REMEMBERED_LIMIT = 1000
+# Masking cost grows with the number remembered (bench/masking.py): a worker holds the secrets
+# of the credentials it has resolved, which is bounded by the credentials that exist.
+_REMEMBERED_LIMIT = 500
 _remembered: dict[str, None] = {}
 _remembered_forms: list[str] = []
+_generation = 0
 _lock = threading.Lock()
 
 
 def remember(secrets: Iterable[str]) -> None:
     """Mask these values in every log record this process writes from now on."""
-    global _remembered_forms
+    global _remembered_forms, _generation
     new = [s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH and s not in _remembered]
     if not new:
         return
@@ -83,14 +94,16 @@ def remember(secrets: Iterable[str]) -> None:
         while len(_remembered) > _REMEMBERED_LIMIT:
             del _remembered[next(iter(_remembered))]
         _remembered_forms = secret_forms(_remembered)
+        _generation += 1
 
 
 def forget_all() -> None:
     """Forget every remembered secret (tests, so one test's secrets never mask another's)."""
-    global _remembered_forms
+    global _remembered_forms, _generation
     with _lock:
         _remembered.clear()
         _remembered_forms = []
+        _generation += 1
 
 
 def mask_remembered(value: Any) -> Any:
