@@ -157,6 +157,11 @@ def channel_message(event: RunEvent) -> dict[str, Any]:
     }
 
 
+def publish_messages(messages: list[dict[str, Any]]) -> None:
+    """Hand channel messages of committed events to this process's publisher thread."""
+    _publisher().put(messages)
+
+
 def publish_events(events: Sequence[RunEvent]) -> None:
     """Hand committed events to this process's publisher thread; never blocks the caller."""
     _publisher().put([channel_message(event) for event in events])

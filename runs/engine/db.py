@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from django.db import connection, transaction
+from django.utils import timezone
 
-from runs.models import StepRun
+from runs.models import Run, RunEvent, StepRun
 
 # SQLite has one writer at a time and makes a blocked writer sleep (1 ms, 2 ms, 5 ms...) before
 # trying again. Threads of one process queue on this lock instead and get the database the
@@ -48,3 +49,137 @@ def update_steps(writes: dict[int, dict[str, Any]]) -> None:
                 _step_fields[name].get_db_prep_save(fields[name], connection) for name in names
             ]
             cursor.execute(f"UPDATE {table} SET {assignments} WHERE id = %s", [*params, row_id])
+
+
+_JSON_COLUMNS = {"input", "output", "payload"}
+_DATETIME_COLUMNS = {"started_at", "finished_at", "created_at"}
+
+
+def _adapter(vendor: str):
+    """Turn a Python value into what the DB-API driver takes for a column, as Django would."""
+    if vendor == "sqlite":
+        import json
+
+        def adapt(column: str, value: Any) -> Any:
+            if value is None:
+                return None
+            if column in _JSON_COLUMNS:
+                return json.dumps(value)
+            if column in _DATETIME_COLUMNS:
+                return connection.ops.adapt_datetimefield_value(value)
+            return value
+
+        return adapt
+    from psycopg.types.json import Jsonb
+
+    def adapt(column: str, value: Any) -> Any:
+        if value is not None and column in _JSON_COLUMNS:
+            return Jsonb(value)
+        return value
+
+    return adapt
+
+
+def flush_run_changes(
+    run_id: int,
+    owner: str,
+    executions: int,
+    writes: dict[int, dict[str, Any]],
+    events: list[tuple[str, dict[str, Any]]],
+) -> tuple[Any, list[dict[str, Any]]] | None:
+    """One transaction of the run loop, on the driver's own connection: bump the event counter
+    (only while `owner` still owns the run), update step rows, insert events. Returns
+    (reservation, channel messages), published here after the commit, or None when the run
+    changed hands (nothing is written).
+
+    Django's transaction and cursor wrappers cost several times the SQL itself on this path
+    (measured: 1.0 ms of CPU against 0.15 ms for a step's writes on SQLite).
+    """
+    from runs.events import Reservation, publish_messages
+
+    if connection.in_atomic_block:  # inside a caller's transaction: let Django handle it
+        return _flush_with_django(run_id, owner, executions, writes, events)
+    connection.ensure_connection()
+    vendor = connection.vendor
+    adapt = _adapter(vendor)
+    mark = "?" if vendor == "sqlite" else "%s"
+    step_table = StepRun._meta.db_table
+    run_table = Run._meta.db_table
+    event_table = RunEvent._meta.db_table
+    now = timezone.now()
+    lock = _sqlite_writers if vendor == "sqlite" else nullcontext()
+    with lock:
+        cursor = connection.connection.cursor()
+        cursor.execute("BEGIN IMMEDIATE" if vendor == "sqlite" else "BEGIN")
+        try:
+            cursor.execute(
+                f"UPDATE {run_table} SET last_event_seq = last_event_seq + {mark}, "
+                f"step_executions = step_executions + {mark} WHERE id = {mark} AND owner = {mark} "
+                "RETURNING last_event_seq, status, owner, step_executions",
+                (len(events), executions, run_id, owner),
+            )
+            row = cursor.fetchone()
+            if row is None:
+                cursor.execute("ROLLBACK")
+                return None
+            for row_id, fields in writes.items():
+                assignments = ", ".join(f'"{name}" = {mark}' for name in fields)
+                params = [adapt(name, value) for name, value in fields.items()]
+                cursor.execute(
+                    f'UPDATE "{step_table}" SET {assignments} WHERE id = {mark}', [*params, row_id]
+                )
+            reservation = Reservation(*row)
+            first = reservation.last_seq - len(events) + 1
+            created = adapt("created_at", now)
+            if events:
+                cursor.executemany(
+                    f"INSERT INTO {event_table} (run_id, seq, type, payload, created_at) "
+                    f"VALUES ({mark}, {mark}, {mark}, {mark}, {mark})",
+                    [
+                        (run_id, first + i, type_, adapt("payload", payload), created)
+                        for i, (type_, payload) in enumerate(events)
+                    ],
+                )
+            cursor.execute("COMMIT")
+        except BaseException:
+            cursor.execute("ROLLBACK")
+            raise
+        finally:
+            cursor.close()
+    messages = [
+        {
+            "type": "run.event",
+            "run_id": run_id,
+            "seq": first + i,
+            "event": type_,
+            "payload": payload,
+            "created_at": now.isoformat(),
+        }
+        for i, (type_, payload) in enumerate(events)
+    ]
+    if messages:
+        publish_messages(messages)
+    return reservation, messages
+
+
+def _flush_with_django(run_id, owner, executions, writes, events):
+    from runs.events import insert_events, reserve_seqs
+
+    with write_transaction():
+        reservation = reserve_seqs(run_id, len(events), step_executions=executions, owner=owner)
+        if reservation is None:
+            return None
+        update_steps(writes)
+        messages = insert_events(run_id, reservation, events) if events else []
+    return reservation, messages
+
+
+def create_step_rows(run_id: int, steps: list[tuple[str, str]]) -> None:
+    """Insert pending StepRun rows (step id, node type) for a run, in one statement."""
+    table = connection.ops.quote_name(StepRun._meta.db_table)
+    with write_transaction(), connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {table} (run_id, step_id, node_type, status, attempt, error, logs) "
+            "VALUES (%s, %s, %s, %s, 0, '', '')",
+            [(run_id, step_id, node_type, StepRun.Status.PENDING) for step_id, node_type in steps],
+        )

@@ -24,9 +24,9 @@ from credentials.masking import mask
 from runs.engine import policies
 from runs.engine.attempts import Attempt, AttemptDone, LogLine, Wake, start_attempt
 from runs.engine.claims import finalize_run
-from runs.engine.db import update_steps, write_transaction
+from runs.engine.db import create_step_rows, flush_run_changes
 from runs.engine.signals import RunHandle, register, unregister
-from runs.events import MAX_LOG_CHARS, insert_events, reserve_seqs
+from runs.events import MAX_LOG_CHARS
 from runs.models import Run, StepRun
 from workflows.expressions import ExpressionError, evaluate, render
 from workflows.nodes.base import StepContext, StepError, StepTimeout
@@ -112,27 +112,24 @@ class RunExecution:
     # --- loading (fresh start or resume after a crash) ------------------------------------------
 
     def _load_steps(self) -> Outcome | None:
-        rows = {row.step_id: row for row in StepRun.objects.filter(run_id=self.run_id)}
-        missing = [
-            StepRun(run_id=self.run_id, step_id=sid, node_type=self.specs[sid]["type"])
-            for sid in self.order
-            if sid not in rows
-        ]
-        for row in StepRun.objects.bulk_create(missing):
-            rows[row.step_id] = row
-        if len(missing) < len(self.order):
-            # Ids are needed for updates; bulk_create on an old SQLite may not return them.
-            rows = {row.step_id: row for row in StepRun.objects.filter(run_id=self.run_id)}
+        fields = ("step_id", "pk", "status", "attempt", "logs", "output")
+        rows = {r[0]: r for r in StepRun.objects.filter(run_id=self.run_id).values_list(*fields)}
+        missing = [(sid, self.specs[sid]["type"]) for sid in self.order if sid not in rows]
+        if missing:
+            create_step_rows(self.run_id, missing)
+            rows = {
+                r[0]: r for r in StepRun.objects.filter(run_id=self.run_id).values_list(*fields)
+            }
         for sid in self.order:
-            row = rows[sid]
-            self.row_ids[sid] = row.pk
-            self.attempts[sid] = row.attempt
-            self.logs[sid] = [row.logs] if row.logs else []
-            self.status[sid] = row.status
-            if row.status in DONE:
-                self.context["steps"][sid] = {"output": row.output}
-                if row.status == S.SUCCEEDED and self.specs[sid]["type"] == "branch":
-                    self._note_branch(sid, row.output)
+            _sid, pk, status, attempt, logs, output = rows[sid]
+            self.row_ids[sid] = pk
+            self.attempts[sid] = attempt
+            self.logs[sid] = [logs] if logs else []
+            self.status[sid] = status
+            if status in DONE:
+                self.context["steps"][sid] = {"output": output}
+                if status == S.SUCCEEDED and self.specs[sid]["type"] == "branch":
+                    self._note_branch(sid, output)
         outcome = self._recover_interrupted()
         self._count_waiting()
         return outcome
@@ -503,18 +500,12 @@ class RunExecution:
         if not (self.writes or self.events or self.executions_delta):
             return
         events = [(type_, mask(payload, self.secrets)) for type_, payload in self.events]
-        with write_transaction():
-            reservation = reserve_seqs(
-                self.run_id,
-                len(events),
-                step_executions=self.executions_delta,
-                owner=self.executor_id,
-            )
-            if reservation is None:
-                raise LostOwnership(self.run_id)
-            update_steps(self.writes)
-            if events:
-                insert_events(self.run_id, reservation, events)
+        flushed = flush_run_changes(
+            self.run_id, self.executor_id, self.executions_delta, self.writes, events
+        )
+        if flushed is None:
+            raise LostOwnership(self.run_id)
+        reservation, _messages = flushed
         self.writes = {}
         self.events = []
         self.executions_delta = 0
