@@ -599,7 +599,12 @@ def is_single_expression(text: str) -> bool:
 def _to_text(value: Any) -> str:
     if value is None:
         return ""
-    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ExpressionError(f"cannot write the value as text: {exc}") from exc
 
 
 def render_string(text: str, context: dict[str, Any]) -> Any:

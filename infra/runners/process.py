@@ -27,6 +27,7 @@ from infra.runners.base import RunAdapter, ScriptResult, ScriptSpec
 SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MAX_CAPTURE_BYTES = 1_000_000  # per stream; the start and end are kept, the middle dropped
 POLL_SECONDS = 0.02
+MAX_LINE_BYTES = 65536  # longer lines reach the log in pieces
 
 
 def _interpreter(language: str, path: Path) -> list[str]:
@@ -64,7 +65,8 @@ class _Capture:
 
     def _read(self, stream: IO[bytes]) -> None:
         with stream:
-            for raw in iter(stream.readline, b""):
+            # Bounded reads: one endless line must not fill the executor's memory.
+            for raw in iter(lambda: stream.readline(MAX_LINE_BYTES), b""):
                 line = raw.decode("utf-8", errors="replace")
                 self._keep(line)
                 if self.log is not None:

@@ -113,3 +113,13 @@ def test_it_reports_a_script_that_cannot_start_as_a_failed_exit():
     result = run("print('never')", memory_limit_mb=1)
     assert result.exit_code not in (0, None)
     assert "never" not in result.stdout
+
+
+def test_it_bounds_what_it_keeps_of_endless_output():
+    source = "import sys\nsys.stdout.write('x' * 5_000_000)\nsys.stdout.flush()\n"
+    pieces = []
+    result = run(source, log=pieces.append)
+    assert result.exit_code == 0
+    assert len(result.stdout) <= 1_100_000
+    assert "[... output truncated ...]" in result.stdout
+    assert max(len(p) for p in pieces) <= 65536
