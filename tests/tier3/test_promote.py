@@ -55,7 +55,10 @@ def test_it_copies_every_row_and_verifies_the_counts(tier0, capsys):
     data_dir, ids = tier0
     summary = _promote(data_dir)
     assert "counts verified" in summary
-    assert "runs_runevent" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "runs_runevent" in out
+    # Credentials move encrypted: the operator is told to keep the same keys.
+    assert "Credentials were copied encrypted" in out
     # Rows, their links (a cycle and a self reference) and their timestamps survive the move.
     parent = Run.objects.get(pk=ids["parent"])
     assert parent.created_at == datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)

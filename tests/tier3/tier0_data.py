@@ -17,6 +17,7 @@ from django.contrib.auth.models import Group, Permission, User  # noqa: E402
 from django.core.files.base import ContentFile  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
+from credentials.services import create_credential  # noqa: E402
 from infra.registry import get_storage  # noqa: E402
 from runs.models import Run, RunEvent, StepRun  # noqa: E402
 from workflows.models import Workflow, WorkflowVersion  # noqa: E402
@@ -45,6 +46,7 @@ child = Run.objects.create(
 StepRun.objects.create(run=parent, step_id="a", node_type="python", output={"x": [1, 2]})
 for seq in (1, 2, 3):
     RunEvent.objects.create(run=parent, seq=seq, type="run.queued", payload={"seq": seq})
+create_credential(name="api", type="bearer_token", secrets={"token": "t0-secret"})
 get_storage().save("runs/1/output.json", ContentFile(b'{"big": "output"}'))
 get_storage().save("top.txt", ContentFile(b"top"))
 print(json.dumps({"parent": parent.pk, "child": child.pk, "alice_password": alice.password}))

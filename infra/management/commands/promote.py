@@ -56,6 +56,13 @@ class Command(BaseCommand):
             )
         if not report.ok:
             raise CommandError("Verification failed: see MISMATCH above.")
+        secrets = sum(c.target for c in report.tables if c.table.startswith("credentials_"))
+        if secrets:
+            # Rows are copied as stored: encrypted under the key ring the tier 0 process used.
+            self.stdout.write(
+                "Credentials were copied encrypted: give every process the same "
+                "CREDENTIALS_KEYS (or the same data dir's development key file)."
+            )
         files = f", {report.files_copied + report.files_present} files" if to_s3 else ""
         return (
             f"Promoted {report.rows} rows in {len(report.tables)} tables{files}; counts verified."
