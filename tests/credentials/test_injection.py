@@ -232,3 +232,26 @@ def test_it_fails_the_step_when_the_workflow_lost_permission(server, key_ring_k1
     step = StepRun.objects.get(run=run)
     assert "Workflow 'revoked' may not use credential 'svc'." in step.error
     assert server.requests == []
+
+
+def test_it_drops_the_credential_when_a_redirect_downgrades_https_to_http(
+    server, key_ring_k1, tmp_path, monkeypatch
+):
+    from tests.credentials.conftest import self_signed_tls
+
+    context, ca_file = self_signed_tls(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))  # trust the test certificate
+    secure = EchoServer(tls_context=context)
+    try:
+        # "127.0.0.1" allows every port: both servers are allowed hosts
+        credential("svc", "bearer_token", ["127.0.0.1"], secrets={"token": TOKEN})
+        plain = server.url("/echo")
+        run = run_workflow(
+            "downgrade", [http_step("call", secure.url(f"/redirect?to={plain}"), "svc")]
+        )
+        assert run.status == Run.Status.SUCCEEDED, run.error
+        # Sent over TLS, never in clear text after the server redirected to http://
+        assert secure.requests[0]["headers"]["Authorization"] == f"Bearer {TOKEN}"
+        assert "Authorization" not in server.requests[0]["headers"]
+    finally:
+        secure.stop()

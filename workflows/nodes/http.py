@@ -201,6 +201,7 @@ class HttpNode(NodeType):
 
     def _follow(self, ctx, url, method, headers, body, timeout, allow_private, credential):
         origin = urlsplit(url).hostname
+        started_secure = urlsplit(url).scheme == "https"
         for _hop in range(MAX_REDIRECTS + 1):
             if ctx.cancel.is_set():
                 raise StepError("cancelled", retryable=False)
@@ -213,7 +214,10 @@ class HttpNode(NodeType):
                     k: v for k, v in hop_headers.items() if k.lower() not in HOST_BOUND_HEADERS
                 }
             port = parts.port or (443 if parts.scheme == "https" else 80)
-            if credential is not None and credential.allows_host(_host_key(parts.hostname, port)):
+            # A redirect from https to http must not carry the credential in clear text.
+            downgraded = started_secure and parts.scheme == "http"
+            allowed = credential is not None and not downgraded
+            if allowed and credential.allows_host(_host_key(parts.hostname, port)):
                 hop_headers = credential.apply_to_headers(hop_headers)
             status, response_headers, data = self._request(
                 parts, port, method, hop_headers, body, timeout, allow_private
