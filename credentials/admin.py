@@ -82,6 +82,12 @@ class CredentialAdmin(admin.ModelAdmin):
             kwargs["form"] = form_for_type(type_)
         return super().get_form(request, obj, change=change, **kwargs)
 
+    def has_change_permission(self, request, obj=None):
+        # A credential whose type is no longer registered cannot be edited, only viewed/deleted.
+        if obj is not None and get_type(obj.type) is None:
+            return False
+        return super().has_change_permission(request, obj)
+
     def has_change_or_add(self, request, obj) -> bool:
         if obj is None:
             return self.has_add_permission(request)

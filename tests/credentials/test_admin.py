@@ -292,3 +292,14 @@ def test_it_leaves_no_secret_in_the_database_after_admin_edits(alice_client, git
     from django.contrib.admin.models import LogEntry
 
     assert "Token" in LogEntry.objects.get(object_id=str(github_token.pk)).change_message
+
+
+def test_it_shows_a_credential_of_an_unregistered_type_read_only(alice_client, key_ring_k1):
+    orphan = Credential.objects.create(name="orphan", type="removed_type", allowed_hosts=["x.test"])
+    response = alice_client.get(change_url(orphan))
+    assert response.status_code == 200
+    assert "is not registered: it cannot be edited" in response.content.decode()
+    # Saving is refused, not a crash
+    assert alice_client.post(change_url(orphan), {"allowed_hosts": "evil.test"}).status_code == 403
+    orphan.refresh_from_db()
+    assert orphan.allowed_hosts == ["x.test"]
