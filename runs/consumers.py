@@ -28,6 +28,7 @@ CLOSE_NOT_FOUND = 4404
 CLOSE_BAD_REQUEST = 4400
 RUNS_GROUP = "runs"
 MAX_CLIENT_MESSAGE_BYTES = 4096
+BACKLOG_PAGE = 500
 
 
 def run_group(run_id: int) -> str:
@@ -145,16 +146,19 @@ class RunEventsConsumer(AsyncWebsocketConsumer):
         return int(raw)
 
     async def _send_from_database(self, *, upto: int | None) -> None:
-        events = await database_sync_to_async(self._read_events)(self.last_seq, upto)
-        for event in events:
-            await self._send_json(event_frame(event))
-            self.last_seq = event.seq
+        while True:  # in pages, so a run with a long history is never loaded at once
+            events = await database_sync_to_async(self._read_events)(self.last_seq, upto)
+            for event in events:
+                await self._send_json(event_frame(event))
+                self.last_seq = event.seq
+            if len(events) < BACKLOG_PAGE:
+                return
 
     def _read_events(self, after: int, upto: int | None) -> list[RunEvent]:
         events = RunEvent.objects.filter(run_id=self.run_id, seq__gt=after).order_by("seq")
         if upto is not None:
             events = events.filter(seq__lte=upto)
-        return list(events)
+        return list(events[:BACKLOG_PAGE])
 
     async def _send_json(self, frame: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(frame, default=str))

@@ -190,3 +190,19 @@ async def test_it_cancels_over_the_socket_for_an_operator(pipeline_run, alice):
     frame = await communicator.receive_json_from(timeout=5)
     assert frame["kind"] == "error"
     await communicator.disconnect()
+
+
+async def test_it_replays_a_long_history_in_pages_without_gaps(pipeline_run, bob, monkeypatch):
+    from runs import consumers
+
+    monkeypatch.setattr(consumers, "BACKLOG_PAGE", 4)
+    for n in range(10):
+        await database_sync_to_async(record_event)(
+            pipeline_run, "step.log", {"line": n}, publish=False
+        )
+    communicator, connected, _ = await connect(f"/ws/runs/{pipeline_run.pk}/?after=1", bob)
+    assert connected
+    frames = await receive_events(communicator, 9)
+    assert [f["seq"] for f in frames] == list(range(2, 11))
+    assert await communicator.receive_nothing(timeout=0.2)
+    await communicator.disconnect()
