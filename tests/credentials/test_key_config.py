@@ -80,3 +80,13 @@ def test_it_never_prints_key_material_in_doctor_or_logs(tmp_path):
     everything = "".join(r.stdout + r.stderr for r in (doctor, migrate, rotate, dump))
     for material in key_material(K1, K2):
         assert material not in everything
+
+
+def test_it_hides_the_key_ring_in_error_reports(settings):
+    from django.views.debug import SafeExceptionReporterFilter
+
+    settings.CREDENTIALS_KEYS = f"{K2},{K1}"
+    # Django's DEBUG page and mailed reports list settings; this one must be cleansed
+    shown = str(SafeExceptionReporterFilter().get_safe_settings())
+    for material in key_material(K1, K2):
+        assert material not in shown
