@@ -125,4 +125,7 @@ def describe() -> str:
     )
     if settings.CREDENTIALS_DEV_KEY_GENERATED:
         text += " (a development key was generated just now: set CREDENTIALS_KEYS in production)"
+    elif source.startswith("the development key file") and settings.APPSTRATE_MODE.tier >= 2:
+        # Workers on other machines would generate other keys and fail to decrypt.
+        text += " (every worker must share this data dir, or set CREDENTIALS_KEYS)"
     return text
