@@ -133,3 +133,32 @@ def test_it_has_the_demo_workflows_after_migrate():
         "pause",
         "summarise",
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_syncs_safely_when_several_processes_start_at_once(declared):
+    import threading
+
+    from django.db import connection
+
+    declared("race-flow", seconds=3)
+    barrier = threading.Barrier(4)
+    failures = []
+
+    def sync():
+        try:
+            barrier.wait()
+            sync_code_workflows()
+        except Exception as exc:  # collected: the assertion below names it
+            failures.append(repr(exc))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=sync) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert failures == []
+    race = Workflow.objects.get(slug="race-flow")
+    assert race.versions.count() == 1 and race.current_version.number == 1
