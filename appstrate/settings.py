@@ -146,6 +146,9 @@ if APPSTRATE_MODE.database == "sqlite":
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test_db.sqlite3")}
 else:
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+    # Keep PostgreSQL connections between requests and Celery tasks (each run is one task):
+    # a new connection per run costs as much as a few steps' queries. Health checks drop dead ones.
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis (tier 2+): one URL feeds the broker, the channel layer, cancel pub-sub and the
