@@ -34,3 +34,20 @@ def duration_ms(value: int | None) -> str:
 @register.filter
 def percent(done: int, total: int) -> int:
     return int(100 * done / total) if total else 0
+
+
+@register.filter
+def ago(moment) -> str:
+    """ "3 s ago", "4 min ago", "2 h ago": heartbeats need seconds, which timesince drops."""
+    from django.utils import timezone
+
+    if not moment:
+        return "—"
+    seconds = max(0, int((timezone.now() - moment).total_seconds()))
+    if seconds < 60:
+        return f"{seconds} s ago"
+    if seconds < 3600:
+        return f"{seconds // 60} min ago"
+    if seconds < 86400:
+        return f"{seconds // 3600} h ago"
+    return f"{seconds // 86400} d ago"

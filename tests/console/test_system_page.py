@@ -1,3 +1,4 @@
+import re
 from datetime import timedelta
 
 import pytest
@@ -72,3 +73,8 @@ def test_it_reports_celery_workers_without_hanging_when_none_answers(alice_clien
     assert result["ok"] is False
     assert result["workers"] == []
     assert alice_client.get(reverse("admin:system")).status_code == 200
+
+
+def test_it_shows_heartbeats_to_the_second(alice_client, runs):
+    html = alice_client.get(reverse("admin:system")).content.decode()
+    assert re.search(r"live</span>\s*<span class=\"muted\">[0-9] s ago", html)
