@@ -11,11 +11,11 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from credentials.masking import mask
-from runs.engine.db import write_transaction
+from runs.engine.db import claim_without_limit, finalize_without_django, write_transaction
 from runs.events import append_events
 from runs.models import Run
 from workflows.models import Workflow
@@ -55,6 +55,49 @@ def claim_run(run_id: int, executor_id: str) -> tuple[Run, bool] | None:
     a live executor, locked by a concurrent claim, or held back by the workflow's concurrency
     limit (it stays queued and is submitted again when a slot frees up).
     """
+    # A plain read first: most calls for runs that are done or busy end here, without a write.
+    run = Run.objects.select_related("version").filter(pk=run_id).first()
+    if run is None or not _may_claim(run, executor_id):
+        return None
+    if workflow_policies(run).get("concurrency") or connection.in_atomic_block:
+        return _claim_checking_capacity(run_id, executor_id)
+    resumed = run.status == Run.Status.RUNNING
+    payload = {"executor": executor_id}
+    if resumed:
+        payload["resumed_from"] = run.owner
+    now = timezone.now()
+    deadline_at = run.deadline_at or now + timedelta(seconds=run_timeout_seconds(run))
+    if not claim_without_limit(
+        run_id,
+        executor_id,
+        stale_before=orphan_cutoff(),
+        deadline_at=deadline_at,
+        payload=payload,
+    ):
+        return None
+    if resumed:
+        logger.warning(
+            "Run %s: executor %s went silent; %s takes over", run.pk, run.owner, executor_id
+        )
+    run.status, run.owner, run.heartbeat_at = Run.Status.RUNNING, executor_id, now
+    run.started_at = run.started_at or now
+    run.deadline_at = deadline_at
+    return run, resumed
+
+
+def _may_claim(run: Run, executor_id: str) -> bool:
+    if run.status == Run.Status.QUEUED:
+        return True
+    return (
+        run.status == Run.Status.RUNNING
+        and run.owner != executor_id
+        and (run.heartbeat_at is None or run.heartbeat_at < orphan_cutoff())
+    )
+
+
+def _claim_checking_capacity(run_id: int, executor_id: str) -> tuple[Run, bool] | None:
+    """The claim of a concurrency-limited workflow: capacity and queue order checked under
+    the workflow's row lock."""
     with write_transaction():
         now = timezone.now()  # after the write lock: a claim that waited starts now, not before
         run = (
@@ -149,6 +192,14 @@ def finalize_run(
     assert status in Run.FINAL_STATUSES, status
     output = mask(output, secrets)
     error = mask(error, secrets)
+    event = {"status": status, **(payload or {})}
+    if error:
+        event["error"] = error
+    if not extra and not connection.in_atomic_block:
+        won = finalize_without_django(run_id, status, output=output, error=error, payload=event)
+        if won and limited is not False:
+            submit_next_queued(run_id)
+        return won
     with write_transaction():
         won = (
             Run.objects.filter(pk=run_id)
@@ -163,9 +214,6 @@ def finalize_run(
         )
         if not won:
             return False
-        event = {"status": status, **(payload or {})}
-        if error:
-            event["error"] = error
         append_events(run_id, [(f"run.{status}", event)])
         if limited is not False:
             transaction.on_commit(lambda: submit_next_queued(run_id))
