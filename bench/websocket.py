@@ -4,7 +4,7 @@ The real stack, in the shape each tier runs: daphne serving the ASGI app on a lo
 (this process), a `websockets` client in another process (the browser) connected to
 `/ws/runs/<id>/` with a real session cookie, and an engine-like thread appending events with
 `runs.events.append_event` (insert, commit, publish through the channel layer): in the
-serving process at tiers 0 and 1, in the client's process at tier 2 (standing for a worker,
+serving process at tiers 0 and 1, in a third process at tier 2 (standing for a worker,
 publishing through Redis). The tier is whatever the environment selects:
 
     APPSTRATE_DATA_DIR=data/bench-t0 .venv/bin/python bench/websocket.py
@@ -93,27 +93,29 @@ def engine(
         time.sleep(pause)
 
 
-def remote(url: str, cookie: str, count: int, pause: float, run_id: int, append: bool) -> None:
-    """The browser's side (another process): the client, plus the engine at tier 2+ (a worker)."""
+def remote_client(url: str, cookie: str, count: int) -> None:
+    """The browser, in its own process: says "ready" once connected, then reports arrivals."""
     received: list[tuple[int, float]] = []
+    client(url, cookie, count, lambda: print("ready", flush=True), received)
+    print(json.dumps({"received": received}), flush=True)
+
+
+def remote_engine(run_id: int, count: int, pause: float) -> None:
+    """A worker, in its own process (tier 2+): appends events once told to go on stdin."""
+    import django
+
+    django.setup()
+    go = threading.Event()
     sent: dict[int, tuple[float, float]] = {}
-    connected = threading.Event()
-    feeder = None
-    if append:
-        import django
+    feeder = threading.Thread(target=engine, args=(run_id, count, pause, go, sent))
+    feeder.start()
+    sys.stdin.readline()
+    go.set()
+    feeder.join()
+    from runs.events import flush_published
 
-        django.setup()
-        feeder = threading.Thread(target=engine, args=(run_id, count, pause, connected, sent))
-        feeder.start()
-
-    def ready() -> None:
-        connected.set()
-        print("ready", flush=True)
-
-    client(url, cookie, count, ready, received)
-    if feeder:
-        feeder.join()
-    print(json.dumps({"received": received, "sent": sent}), flush=True)
+    flush_published()
+    print(json.dumps({"sent": sent}), flush=True)
 
 
 def main() -> None:
@@ -122,11 +124,14 @@ def main() -> None:
     # 50 events a second: far above what steps log in practice, below where a 2-core machine
     # starts queueing (then the figure measures the backlog, not delivery).
     parser.add_argument("--pause", type=float, default=0.02, help="seconds between events")
-    parser.add_argument("--remote", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--client", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--engine", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.remote:
-        url, cookie, run_id, append, _ = args.remote
-        remote(url, cookie, args.events, args.pause, int(run_id), append == "1")
+    if args.client:
+        remote_client(*args.client, args.events)
+        return
+    if args.engine:
+        remote_engine(args.engine, args.events, args.pause)
         return
 
     import django
@@ -154,25 +159,39 @@ def main() -> None:
                 break
             except OSError:
                 time.sleep(0.05)
+        me = [sys.executable, __file__, "--events", str(args.events), "--pause", str(args.pause)]
         connected = threading.Event()
         feeder = threading.Thread(
             target=engine, args=(run_id, args.events, args.pause, connected, sent)
         )
-        command = [
-            sys.executable, __file__, "--events", str(args.events), "--pause", str(args.pause),
-            "--remote", url, cookie, str(run_id), "0" if engine_here else "1", "-",
-        ]  # fmt: skip
+        worker = None
+        if not engine_here:
+            worker = subprocess.Popen(
+                [*me, "--engine", str(run_id)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                text=True,
+            )  # fmt: skip
         try:
-            with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as child:
-                for line in child.stdout:
-                    if line.strip() == "ready" and engine_here:
-                        connected.set()
-                        feeder.start()
+            with subprocess.Popen(
+                [*me, "--client", url, cookie], stdout=subprocess.PIPE, text=True
+            ) as browser:
+                for line in browser.stdout:
+                    if line.strip() == "ready":
+                        if worker:
+                            worker.stdin.write("go\n")
+                            worker.stdin.flush()
+                        else:
+                            connected.set()
+                            feeder.start()
                     elif line.startswith("{"):
                         result.update(json.loads(line))
-            if feeder.is_alive():
+            if worker:
+                out, _ = worker.communicate(timeout=60)
+                result.update(json.loads(out.strip().splitlines()[-1]))
+            elif feeder.is_alive():
                 feeder.join()
         finally:
+            if worker and worker.poll() is None:
+                worker.kill()
             reactor.callFromThread(reactor.stop)
 
     threading.Thread(target=drive, daemon=True).start()
