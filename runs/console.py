@@ -11,7 +11,7 @@ from typing import Any
 
 from django.db import connection, transaction
 
-from runs.models import Run, StepRun
+from runs.models import Run, RunEvent, StepRun
 
 DONE_STEP_STATUSES = (
     StepRun.Status.SUCCEEDED,
@@ -36,6 +36,9 @@ def run_snapshot(run_id: int) -> dict[str, Any]:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         run = Run.objects.select_related("workflow", "version", "triggered_by").get(pk=run_id)
         rows = {s.step_id: s for s in StepRun.objects.filter(run_id=run_id)}
+        live_logs = _live_logs(run, rows)
+    for step_id, text in live_logs.items():
+        rows[step_id].logs = text
     steps = [step_state(rows.get(d["id"]), d) for d in definition_steps(run)]
     # Steps the engine recorded that the definition does not name (never expected) still show.
     known = {s["id"] for s in steps}
@@ -56,6 +59,27 @@ def run_snapshot(run_id: int) -> dict[str, Any]:
         "steps": steps,
         "progress": {"done": done, "total": len(steps)},
     }
+
+
+def _live_logs(run: Run, rows: dict[str, StepRun]) -> dict[str, str]:
+    """Log lines of steps still running, from their events: the engine writes a step's logs
+    column only when the attempt ends, and the page must show what already streamed."""
+    running = {
+        sid: row.attempt
+        for sid, row in rows.items()
+        if row.status in (StepRun.Status.RUNNING, StepRun.Status.RETRYING) and not row.logs
+    }
+    if not running:
+        return {}
+    lines: dict[str, list[str]] = {sid: [] for sid in running}
+    events = RunEvent.objects.filter(
+        run=run, type="step.log", seq__lte=run.last_event_seq, payload__step__in=list(running)
+    ).order_by("seq")
+    for payload in events.values_list("payload", flat=True).iterator():
+        sid = payload.get("step")
+        if payload.get("attempt") in (None, running[sid]):
+            lines[sid].append(str(payload.get("text", "")))
+    return {sid: "\n".join(text) for sid, text in lines.items() if text}
 
 
 def step_state(row: StepRun | None, definition: dict[str, Any] | None) -> dict[str, Any]:

@@ -221,3 +221,18 @@ def test_it_refuses_retry_and_resume_to_a_viewer(client, bob, running_run):
     for name in ("admin:runs_run_retry", "admin:runs_run_resume"):
         assert client.post(reverse(name, args=[running_run.pk])).status_code == 403
     assert Run.objects.count() == 1
+
+
+def test_it_shows_the_lines_a_running_step_already_logged(alice_client, running_run):
+    # The engine writes a step's logs column when the attempt ends; until then, events.
+    StepRun.objects.filter(run=running_run, step_id="double").update(logs="", attempt=2)
+    record_event(running_run, "step.log", {"step": "double", "attempt": 1, "text": "old try"})
+    record_event(running_run, "step.log", {"step": "double", "attempt": 2, "text": "line one"})
+    record_event(running_run, "step.log", {"step": "fetch", "attempt": 2, "text": "not mine"})
+    record_event(running_run, "step.log", {"step": "double", "attempt": 2, "text": "line two"})
+    state = alice_client.get(reverse("admin:runs_run_state", args=[running_run.pk])).json()
+    double = next(s for s in state["steps"] if s["id"] == "double")
+    assert double["logs"] == "line one\nline two"
+    assert state["last_event_seq"] == 5
+    # Finished steps keep their stored logs.
+    assert state["steps"][0]["logs"] == "GET http://127.0.0.1/\n200 OK"
