@@ -56,7 +56,7 @@ def claim_run(run_id: int, executor_id: str) -> tuple[Run, bool] | None:
     limit (it stays queued and is submitted again when a slot frees up).
     """
     # A plain read first: most calls for runs that are done or busy end here, without a write.
-    run = Run.objects.select_related("version").filter(pk=run_id).first()
+    run = Run.objects.select_related("version", "workflow").filter(pk=run_id).first()
     if run is None or not _may_claim(run, executor_id):
         return None
     if workflow_policies(run).get("concurrency") or connection.in_atomic_block:
@@ -102,7 +102,7 @@ def _claim_checking_capacity(run_id: int, executor_id: str) -> tuple[Run, bool] 
         now = timezone.now()  # after the write lock: a claim that waited starts now, not before
         run = (
             Run.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("version")
+            .select_related("version", "workflow")
             .filter(pk=run_id)
             .first()
         )

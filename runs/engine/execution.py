@@ -68,6 +68,7 @@ class RunExecution:
             for dep in deps:
                 self.dependents[dep].append(sid)
         self.workflow_policies = definition.get("policies") or {}
+        self.workflow_slug = run.workflow.slug
         self.budget = self.workflow_policies.get("max_step_executions")
         self.step_executions = run.step_executions
         self.deadline = _monotonic_at(run.deadline_at)
@@ -322,6 +323,7 @@ class RunExecution:
             cancel=_event(),
             log=partial(self._log_from_attempt, sid, number),
             secrets=self.secrets,
+            workflow_slug=self.workflow_slug,
         )
         attempt = Attempt(sid, number, ctx)
         if timeout:
