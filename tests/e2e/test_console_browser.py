@@ -171,3 +171,42 @@ def test_it_shows_the_system_page(page, console_server, demo_workflows, operator
     expect(page.locator("#executors")).to_contain_text("live")
     screenshot(page, "system-page.png")
     services.cancel_run(running, by=operator)
+
+
+@pytest.mark.tier2
+def test_it_resumes_the_live_stream_after_the_server_restarts(
+    page, console_server, demo_workflows, operator
+):
+    workflow = Workflow.objects.get(slug="demo-long")
+    run = services.start_run(workflow, input={"seconds": 25}, triggered_by=operator)
+    login(page, console_server, "olivia")
+    page.goto(f"{console_server.url}/admin/runs/run/{run.pk}/change/")
+    mark_page(page)
+    logs = page.locator('#timeline li.step[data-step="sleep"] [data-field=logs]')
+    expect(logs).to_contain_text("progress 2/25", timeout=LONG_TIMEOUT)
+    # The web process goes away while the worker keeps executing and publishing.
+    console_server.stop()
+    expect(page.locator("#live-indicator")).to_have_text("reconnecting…")
+    wait_for(
+        lambda: (
+            "progress 5/25"
+            in "".join(
+                Run.objects.get(pk=run.pk)
+                .events.filter(type="step.log")
+                .values_list("payload__text", flat=True)
+            )
+        ),
+        60,
+        message="the worker to log on while the page is disconnected",
+    )
+    console_server.start()
+    expect(page.locator("#live-indicator")).to_have_text("live", timeout=LONG_TIMEOUT)
+    expect(logs).to_contain_text("progress 8/25", timeout=LONG_TIMEOUT)
+    # Still streaming from events (the stored logs only land when the step ends): every line
+    # once, none missing across the gap.
+    assert Run.objects.get(pk=run.pk).status == "running"
+    lines = [line for line in logs.inner_text().splitlines() if line.strip()]
+    count = len(lines)
+    assert lines == [f"progress {i}/25" for i in range(1, count + 1)]
+    assert page.evaluate("window.__sameDocument") == "yes"
+    services.cancel_run(run, by=operator)
