@@ -148,7 +148,7 @@ def canary_steps(server, *, project_code: bool) -> list[dict]:
     return [*steps, raises]
 
 
-def start_canary_run(server, *, project_code: bool) -> Run:
+def start_canary_run(server, *, project_code: bool, queue: str = "appstrate") -> Run:
     services.create_credential(
         name="canary",
         type="bearer_token",
@@ -160,7 +160,8 @@ def start_canary_run(server, *, project_code: bool) -> Run:
     workflow = make_workflow(
         {
             "slug": "canary",
-            "policies": {"allow_private_network": True},
+            # The in-process test names a queue no Celery worker consumes.
+            "policies": {"allow_private_network": True, "queue": queue},
             "steps": canary_steps(server, project_code=project_code),
         }
     )
@@ -205,8 +206,9 @@ def assert_leaks_nowhere(run: Run, alice, alice_client, logs: str) -> None:
 
 
 def test_it_never_leaks_the_canary(server, key_ring_k1, alice, alice_client, all_logs, capfd):
-    run = start_canary_run(server, project_code=True)
+    run = start_canary_run(server, project_code=True, queue="credentials-tests")
     runs.execute_run(run.pk, executor_id="canary-test")
+    wait_for(lambda: Run.objects.get(pk=run.pk).is_final, 60, message="the canary run to end")
     run.refresh_from_db()
     steps = assert_steps_handled_the_secret(run, server)
     assert steps["project"].output == {"token": "***"}

@@ -11,21 +11,29 @@ from runs import services as runs
 from runs.models import Run, StepRun
 from tests.credentials.conftest import EchoServer
 from tests.runs.conftest import make_workflow
+from tests.tier2_processes import wait_for
 from workflows.definition import DefinitionError
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 TOKEN = "tok_inject_0123456789abcdef"
+# A queue no Celery worker consumes: at tier 2 these runs are executed by this test process only
+# (a worker another test started would otherwise race for them).
+POLICIES = {"allow_private_network": True, "queue": "credentials-tests"}
+
+
+def execute(run: Run) -> Run:
+    """Execute the run here, unless an executor (a Celery worker a tier 2 test started) claimed
+    it first; either way, wait until it is final."""
+    runs.execute_run(run.pk, executor_id="creds-test")
+    wait_for(lambda: Run.objects.get(pk=run.pk).is_final, 60, message="the run to end")
+    run.refresh_from_db()
+    return run
 
 
 def run_workflow(slug: str, steps: list[dict]) -> Run:
-    workflow = make_workflow(
-        {"slug": slug, "steps": steps, "policies": {"allow_private_network": True}}
-    )
-    run = runs.start_run(workflow, input={})
-    runs.execute_run(run.pk, executor_id="creds-test")
-    run.refresh_from_db()
-    return run
+    workflow = make_workflow({"slug": slug, "steps": steps, "policies": POLICIES})
+    return execute(runs.start_run(workflow, input={}))
 
 
 def http_step(step_id: str, url: str, credential: str, **config) -> dict:
@@ -201,13 +209,11 @@ def test_it_fails_the_step_clearly_when_the_credential_is_gone_at_run_time(serve
         {
             "slug": "gone",
             "steps": [http_step("call", server.url("/echo"), "svc")],
-            "policies": {"allow_private_network": True},
+            "policies": POLICIES,
         }
     )
     svc.delete()
-    run = runs.start_run(workflow, input={})
-    runs.execute_run(run.pk, executor_id="creds-test")
-    run.refresh_from_db()
+    run = execute(runs.start_run(workflow, input={}))
     step = StepRun.objects.get(run=run)
     assert run.status == Run.Status.FAILED
     assert step.status == StepRun.Status.FAILED
@@ -223,12 +229,11 @@ def test_it_fails_the_step_when_the_workflow_lost_permission(server, key_ring_k1
         {
             "slug": "revoked",
             "steps": [http_step("call", server.url("/echo"), "svc")],
-            "policies": {"allow_private_network": True},
+            "policies": POLICIES,
         }
     )
     services.update_credential(svc, allowed_workflows=["another"])
-    run = runs.start_run(workflow, input={})
-    runs.execute_run(run.pk, executor_id="creds-test")
+    run = execute(runs.start_run(workflow, input={}))
     step = StepRun.objects.get(run=run)
     assert "Workflow 'revoked' may not use credential 'svc'." in step.error
     assert server.requests == []
