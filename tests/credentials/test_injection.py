@@ -260,3 +260,15 @@ def test_it_drops_the_credential_when_a_redirect_downgrades_https_to_http(
         assert "Authorization" not in server.requests[0]["headers"]
     finally:
         secure.stop()
+
+
+def test_it_fails_the_step_naming_the_key_when_it_left_the_ring(server, key_ring_k1, settings):
+    from tests.credentials.conftest import K2
+
+    credential("svc", "bearer_token", [server.host], secrets={"token": TOKEN})
+    settings.CREDENTIALS_KEYS = K2  # k1 removed before the values were rotated
+    run = run_workflow("lost-key", [http_step("call", server.url("/echo"), "svc")])
+    step = StepRun.objects.get(run=run)
+    assert run.status == Run.Status.FAILED
+    assert "credential 'svc' field 'token': encrypted with key 'k1'" in step.error
+    assert server.requests == []
