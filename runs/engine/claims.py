@@ -192,9 +192,7 @@ def finalize_run(
     assert status in Run.FINAL_STATUSES, status
     output = mask(output, secrets)
     error = mask(error, secrets)
-    event = {"status": status, **(payload or {})}
-    if error:
-        event["error"] = error
+    event = final_event(status, error, payload)
     if not extra and not connection.in_atomic_block:
         won = finalize_without_django(run_id, status, output=output, error=error, payload=event)
         if won and limited is not False:
@@ -218,6 +216,14 @@ def finalize_run(
         if limited is not False:
             transaction.on_commit(lambda: submit_next_queued(run_id))
     return True
+
+
+def final_event(status: str, error: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The payload of `run.<status>`."""
+    event = {"status": status, **(payload or {})}
+    if error:
+        event["error"] = error
+    return event
 
 
 def submit_next_queued(finished_run_id: int) -> None:

@@ -157,14 +157,17 @@ def flush_run_changes(
     executions: int,
     writes: dict[int, dict[str, Any]],
     events: list[tuple[str, dict[str, Any]]],
-) -> tuple[Any, list[dict[str, Any]]] | None:
+    final: tuple[str, Any, str, dict[str, Any]] | None = None,
+) -> tuple[Any, list[dict[str, Any]], bool] | None:
     """One transaction of the run loop: bump the event counter (only while `owner` still owns
-    the run), update step rows, insert events. Returns (reservation, channel messages), published
-    after the commit, or None when the run changed hands (nothing is written)."""
+    the run), update step rows, insert events and, with `final` (status, output, error, event
+    payload), finish the run by the conditional UPDATE of `finalize_run`. Returns (reservation,
+    channel messages, whether `final` won), published after the commit, or None when the run
+    changed hands (nothing is written)."""
     from runs.events import Reservation, publish_messages
 
     if connection.in_atomic_block:  # inside a caller's transaction: let Django handle it
-        return _flush_with_django(run_id, owner, executions, writes, events)
+        return _flush_with_django(run_id, owner, executions, writes, events, final)
     step_table = StepRun._meta.db_table
     try:
         with raw_transaction() as raw:
@@ -188,11 +191,12 @@ def flush_run_changes(
                 )
             reservation = Reservation(*row)
             messages = raw.insert_events(run_id, reservation.last_seq, events)
+            won = final is not None and _finalize(raw, run_id, *final, messages=messages)
     except _Rollback:
         return None
     if messages:
         publish_messages(messages)
-    return reservation, messages
+    return reservation, messages, won
 
 
 def claim_without_limit(
@@ -236,33 +240,50 @@ def finalize_without_django(
     """The conditional UPDATE that finishes a run (see claims.finalize_run), plus its event."""
     from runs.events import publish_messages
 
-    final = tuple(Run.FINAL_STATUSES)
+    messages: list[dict[str, Any]] = []
     with raw_transaction() as raw:
-        raw.cursor.execute(
-            raw.sql(
-                f"UPDATE {Run._meta.db_table} SET status = %s, output = %s, error = %s, "
-                "finished_at = %s, last_event_seq = last_event_seq + 1 "
-                f"WHERE id = %s AND status NOT IN ({', '.join(['%s'] * len(final))}) "
-                "RETURNING last_event_seq"
-            ),
-            (
-                status,
-                raw.adapt("output", output),
-                error,
-                raw.adapt("finished_at", raw.now),
-                run_id,
-                *final,
-            ),
-        )
-        row = raw.cursor.fetchone()
-        if row is None:
-            return False
-        messages = raw.insert_events(run_id, row[0], [(f"run.{status}", payload)])
-    publish_messages(messages)
+        won = _finalize(raw, run_id, status, output, error, payload, messages=messages)
+    if messages:
+        publish_messages(messages)
+    return won
+
+
+def _finalize(
+    raw: _Raw,
+    run_id: int,
+    status: str,
+    output: Any,
+    error: str,
+    payload: dict[str, Any],
+    *,
+    messages: list[dict[str, Any]],
+) -> bool:
+    final = tuple(Run.FINAL_STATUSES)
+    raw.cursor.execute(
+        raw.sql(
+            f"UPDATE {Run._meta.db_table} SET status = %s, output = %s, error = %s, "
+            "finished_at = %s, last_event_seq = last_event_seq + 1 "
+            f"WHERE id = %s AND status NOT IN ({', '.join(['%s'] * len(final))}) "
+            "RETURNING last_event_seq"
+        ),
+        (
+            status,
+            raw.adapt("output", output),
+            error,
+            raw.adapt("finished_at", raw.now),
+            run_id,
+            *final,
+        ),
+    )
+    row = raw.cursor.fetchone()
+    if row is None:
+        return False
+    messages += raw.insert_events(run_id, row[0], [(f"run.{status}", payload)])
     return True
 
 
-def _flush_with_django(run_id, owner, executions, writes, events):
+def _flush_with_django(run_id, owner, executions, writes, events, final=None):
+    from runs.engine.claims import finalize_run
     from runs.events import insert_events, reserve_seqs
 
     with write_transaction():
@@ -271,7 +292,13 @@ def _flush_with_django(run_id, owner, executions, writes, events):
             return None
         update_steps(writes)
         messages = insert_events(run_id, reservation, events) if events else []
-    return reservation, messages
+        won = False
+        if final is not None:
+            status, output, error, payload = final
+            won = finalize_run(
+                run_id, status, output=output, error=error, payload=payload, limited=False
+            )
+    return reservation, messages, won
 
 
 def create_step_rows(run_id: int, steps: list[tuple[str, str]]) -> None:

@@ -23,7 +23,7 @@ from django.utils import timezone
 from credentials.masking import mask
 from runs.engine import policies
 from runs.engine.attempts import Attempt, AttemptDone, LogLine, Wake, start_attempt
-from runs.engine.claims import finalize_run
+from runs.engine.claims import final_event, submit_next_queued
 from runs.engine.db import create_step_rows, flush_run_changes
 from runs.engine.signals import RunHandle, register, unregister
 from runs.events import MAX_LOG_CHARS
@@ -38,6 +38,7 @@ S = StepRun.Status
 DONE = (S.SUCCEEDED, S.SKIPPED)
 # How long a stopping run waits for its in-flight attempts to wind down (scripts get killed).
 STOP_GRACE_SECONDS = 2.0
+ABANDONED_GRACE_SECONDS = 1.0
 # Step outputs up to this size travel in the step.succeeded event for the live console.
 EVENT_OUTPUT_MAX_BYTES = 8 * 1024
 
@@ -83,6 +84,7 @@ class RunExecution:
         self.logs: dict[str, list[str]] = {}
         self.retry_at: dict[str, float] = {}
         self.in_flight: dict[str, Attempt] = {}
+        self.abandoned: dict[tuple[str, int], Attempt] = {}  # timed out, thread still busy
         self.unchosen: set[str] = set()
         self.failure: str | None = None
         self.sizes: dict[str, int] = {}
@@ -205,6 +207,7 @@ class RunExecution:
 
     def _handle(self, message: Any) -> None:
         if isinstance(message, AttemptDone):
+            self.abandoned.pop((message.step_id, message.number), None)
             attempt = self.in_flight.get(message.step_id)
             if attempt is not None and attempt.number == message.number:
                 del self.in_flight[message.step_id]
@@ -225,6 +228,7 @@ class RunExecution:
             if attempt.deadline is not None and now >= attempt.deadline:
                 attempt.ctx.cancel.set()  # the run adapter kills a script's process on this
                 del self.in_flight[attempt.step_id]
+                self.abandoned[(attempt.step_id, attempt.number)] = attempt
                 timeout = attempt.ctx.timeout_seconds
                 self._attempt_finished(
                     attempt, None, StepTimeout(f"step timed out after {timeout:g} s")
@@ -441,36 +445,42 @@ class RunExecution:
     def _finish(self, outcome: Outcome) -> Outcome:
         if outcome.status != Run.Status.SUCCEEDED:
             self._stop_in_flight(outcome)
-        try:
-            self._flush()
-        except LostOwnership:
-            return Outcome("lost")
         if outcome.status == Run.Status.CANCELLED:
             # A cancel finishes the run itself; this only covers a request nobody finished.
-            finalize_run(self.run_id, Run.Status.CANCELLED, error="cancelled")
-            return outcome
-        finalize_run(
-            self.run_id,
-            outcome.status,
-            output=outcome.output,
-            error=outcome.error,
-            secrets=self.secrets,
-        )
+            outcome = Outcome(Run.Status.CANCELLED, error="cancelled")
+        output = mask(outcome.output, self.secrets)
+        error = mask(outcome.error, self.secrets)
+        final = (outcome.status, output, error, final_event(outcome.status, error))
+        try:
+            # The last step's writes and the run's end share one transaction.
+            won = self._flush(final=final)
+        except LostOwnership:
+            return Outcome("lost")
+        limited = bool(self.workflow_policies.get("concurrency"))
+        if won and limited:
+            submit_next_queued(self.run_id)
         return outcome
 
     def _stop_in_flight(self, outcome: Outcome) -> None:
-        attempts = list(self.in_flight.values())
-        for attempt in attempts:
+        for attempt in self.in_flight.values():
             attempt.ctx.cancel.set()
-        # Let script steps' processes die before the run is reported finished.
-        grace_until = time.monotonic() + STOP_GRACE_SECONDS
-        while self.in_flight and time.monotonic() < grace_until:
+        # Let script steps' processes die (cancelled now, or timed out earlier) before the run
+        # is reported finished; a python step that ignores its cancel is left behind.
+        started = time.monotonic()
+        while self.in_flight or self.abandoned:
+            grace = STOP_GRACE_SECONDS if self.in_flight else ABANDONED_GRACE_SECONDS
+            left = started + grace - time.monotonic()
+            if left <= 0:
+                break
             try:
-                message = self.inbox.get(timeout=grace_until - time.monotonic())
+                message = self.inbox.get(timeout=left)
             except queue.Empty:
                 break
-            if isinstance(message, AttemptDone) and message.step_id in self.in_flight:
-                del self.in_flight[message.step_id]
+            if isinstance(message, AttemptDone):
+                self.abandoned.pop((message.step_id, message.number), None)
+                attempt = self.in_flight.get(message.step_id)
+                if attempt is not None and attempt.number == message.number:
+                    del self.in_flight[message.step_id]
         reason = {
             Run.Status.TIMED_OUT: "run timed out",
             Run.Status.CANCELLED: "run cancelled",
@@ -497,22 +507,24 @@ class RunExecution:
     def _logs(self, sid: str) -> str:
         return mask("\n".join(self.logs[sid]), self.secrets)[-MAX_LOG_CHARS * 4 :]
 
-    def _flush(self) -> None:
-        """Persist gathered step changes and their events in one transaction."""
-        if not (self.writes or self.events or self.executions_delta):
-            return
+    def _flush(self, final: tuple[str, Any, str, dict[str, Any]] | None = None) -> bool:
+        """Persist gathered step changes and their events in one transaction; with `final`,
+        finish the run in it too (returns whether that finish won)."""
+        if not (self.writes or self.events or self.executions_delta or final):
+            return False
         events = [(type_, mask(payload, self.secrets)) for type_, payload in self.events]
         flushed = flush_run_changes(
-            self.run_id, self.executor_id, self.executions_delta, self.writes, events
+            self.run_id, self.executor_id, self.executions_delta, self.writes, events, final
         )
         if flushed is None:
             raise LostOwnership(self.run_id)
-        reservation, _messages = flushed
+        reservation, _messages, won = flushed
         self.writes = {}
         self.events = []
         self.executions_delta = 0
         if reservation.status != Run.Status.RUNNING:
             self.run_status = reservation.status  # finished elsewhere (a cancel): stop
+        return won
 
     def _node(self, sid: str):
         return get_node_type(self.specs[sid]["type"])
