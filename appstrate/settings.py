@@ -146,9 +146,6 @@ if APPSTRATE_MODE.database == "sqlite":
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test_db.sqlite3")}
 else:
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
-    # Keep PostgreSQL connections between requests and Celery tasks (each run is one task):
-    # a new connection per run costs as much as a few steps' queries. Health checks drop dead ones.
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis (tier 2+): one URL feeds the broker, the channel layer, cancel pub-sub and the
@@ -211,6 +208,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "max_retries": 0,
 }
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_DEFAULT_QUEUE", default="appstrate")
+# Celery pool processes keep their PostgreSQL connection between tasks (each run is one task;
+# a new connection per run costs as much as a few steps' queries); web processes do not.
+WORKER_CONN_MAX_AGE = env.int("WORKER_CONN_MAX_AGE", default=60)
 
 # The in-process executor (tiers 0 and 1): how many runs execute at once in the serving process.
 EXECUTOR_CONCURRENCY = env.int("EXECUTOR_CONCURRENCY", default=4)

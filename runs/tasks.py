@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from celery.signals import worker_ready
+from celery.signals import worker_process_init, worker_ready
+from django.conf import settings
+from django.db import connections
 
 logger = logging.getLogger("runs")
 
@@ -41,3 +43,11 @@ def _sync_code_workflows_on_worker_start(**kwargs) -> None:
         sync_code_workflows()
     except Exception:
         logger.exception("sync_code_workflows failed at worker start")
+
+
+@worker_process_init.connect
+def _keep_database_connections(**kwargs) -> None:
+    # Each run is one task: without this, Django would reconnect to PostgreSQL for every run.
+    for connection in connections.all(initialized_only=False):
+        if connection.vendor == "postgresql":
+            connection.settings_dict["CONN_MAX_AGE"] = settings.WORKER_CONN_MAX_AGE
