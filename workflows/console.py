@@ -14,6 +14,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from runs import services as run_services
@@ -39,6 +40,17 @@ def workflow_definition(workflow: Workflow) -> dict[str, Any]:
 
 class WorkflowConsoleMixin:
     change_form_template = "admin/workflows/workflow/console_change_form.html"
+    actions = ["enable_selected", "disable_selected"]
+
+    @admin.action(description="Enable selected workflows", permissions=["change"])
+    def enable_selected(self, request, queryset):
+        count = queryset.update(enabled=True, updated_at=timezone.now())
+        self.message_user(request, f"Enabled {count} workflow(s).", messages.SUCCESS)
+
+    @admin.action(description="Disable selected workflows (no new runs)", permissions=["change"])
+    def disable_selected(self, request, queryset):
+        count = queryset.update(enabled=False, updated_at=timezone.now())
+        self.message_user(request, f"Disabled {count} workflow(s).", messages.SUCCESS)
 
     def get_urls(self):
         wrap = self.admin_site.admin_view

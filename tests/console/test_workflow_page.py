@@ -77,3 +77,30 @@ def test_it_refuses_run_now_to_a_viewer(client, bob, pipeline):
     assert client.get(run_url(pipeline)).status_code == 403
     assert client.post(run_url(pipeline), {"label": "x"}).status_code == 403
     assert not Run.objects.exists()
+
+
+def test_it_disables_and_enables_workflows_in_bulk(alice_client, pipeline):
+    url = reverse("admin:workflows_workflow_changelist")
+    alice_client.post(url, {"action": "disable_selected", "_selected_action": [pipeline.pk]})
+    pipeline.refresh_from_db()
+    assert pipeline.enabled is False
+    # A disabled workflow offers no run-now button and refuses runs with a message.
+    assert 'id="run-now"' not in alice_client.get(change_url(pipeline)).content.decode()
+    response = alice_client.post(run_url(pipeline), {"label": "x"})
+    assert response.status_code == 400
+    assert not Run.objects.exists()
+    alice_client.post(url, {"action": "enable_selected", "_selected_action": [pipeline.pk]})
+    pipeline.refresh_from_db()
+    assert pipeline.enabled is True
+
+
+def test_it_offers_a_viewer_no_workflow_actions(client, bob, pipeline):
+    client.force_login(bob)
+    html = client.get(reverse("admin:workflows_workflow_changelist")).content.decode()
+    assert "disable_selected" not in html
+    client.post(
+        reverse("admin:workflows_workflow_changelist"),
+        {"action": "disable_selected", "_selected_action": [pipeline.pk]},
+    )
+    pipeline.refresh_from_db()
+    assert pipeline.enabled is True
