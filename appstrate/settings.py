@@ -78,6 +78,9 @@ AUTORELOAD_WATCHER = (
     and "--noreload" not in sys.argv
     and not env.bool("RUN_MAIN", default=False)
 )
+# `manage.py doctor` probes every service itself and reports each one, so it still runs (and
+# shows its table) where a boot check would stop any other process.
+BOOT_CHECKS = sys.argv[1:2] != ["doctor"]
 
 INSTALLED_APPS = [
     "daphne",  # first, so runserver serves ASGI: HTTP and WebSockets in one process

@@ -17,7 +17,8 @@ class InfraConfig(AppConfig):
         if settings.AUTORELOAD_WATCHER:
             return  # the runserver child process does both, once
         # A misconfigured service stops web, worker and manage.py here, not at the first request.
-        services.check_boot_requirements()
+        if settings.BOOT_CHECKS:
+            services.check_boot_requirements()
         from credentials.keyring import describe as describe_key_ring
 
         logger.info("%s; %s", get_mode().startup_line(), describe_key_ring())

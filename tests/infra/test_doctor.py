@@ -57,3 +57,13 @@ def test_it_names_redis_alone_when_only_redis_is_down(redis_down, capsys):
     out = capsys.readouterr().out
     assert "database         " in out
     assert "redis            redis        DOWN  ConnectionError" in out
+
+
+def test_it_reports_a_down_docker_engine_where_other_processes_refuse_to_start(tmp_path):
+    closed = f"tcp://127.0.0.1:{unused_port()}"
+    result = manage("doctor", data_dir=tmp_path, RUN_ADAPTER="docker", DOCKER_HOST=closed)
+    # It should still print the table, then exit non-zero naming the engine.
+    assert result.returncode != 0
+    assert "run_adapter      docker" in result.stdout
+    assert f"docker           docker       DOWN  connection refused at {closed}" in result.stdout
+    assert "Service(s) down: docker" in result.stderr
