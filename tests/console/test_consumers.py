@@ -206,3 +206,9 @@ async def test_it_replays_a_long_history_in_pages_without_gaps(pipeline_run, bob
     assert [f["seq"] for f in frames] == list(range(2, 11))
     assert await communicator.receive_nothing(timeout=0.2)
     await communicator.disconnect()
+
+
+async def test_it_answers_not_found_for_an_absurd_run_id(alice):
+    _communicator, connected, code = await connect("/ws/runs/99999999999999999999999/", alice)
+    assert not connected
+    assert code == 4404

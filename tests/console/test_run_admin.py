@@ -236,3 +236,12 @@ def test_it_shows_the_lines_a_running_step_already_logged(alice_client, running_
     assert state["last_event_seq"] == 5
     # Finished steps keep their stored logs.
     assert state["steps"][0]["logs"] == "GET http://127.0.0.1/\n200 OK"
+
+
+@pytest.mark.parametrize("run_id", ["abc", "99999999999999999999999", "-1", "1%00"])
+def test_it_answers_hostile_run_ids_without_an_error(alice_client, run_id):
+    for suffix in ("change/", "state/"):
+        response = alice_client.get(f"/admin/runs/run/{run_id}/{suffix}")
+        assert response.status_code in (302, 404)
+    response = alice_client.post(f"/admin/runs/run/{run_id}/cancel/")
+    assert response.status_code in (302, 404)

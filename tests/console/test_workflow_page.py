@@ -104,3 +104,10 @@ def test_it_offers_a_viewer_no_workflow_actions(client, bob, pipeline):
     )
     pipeline.refresh_from_db()
     assert pipeline.enabled is True
+
+
+def test_it_answers_404_for_an_absurd_workflow_id(alice_client):
+    assert (
+        alice_client.get("/admin/workflows/workflow/99999999999999999999999/run/").status_code
+        == 404
+    )
