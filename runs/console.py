@@ -11,8 +11,10 @@ from typing import Any
 
 from django.db import connection, transaction
 
+from credentials.masking import mask_remembered
 from runs.models import Run, RunEvent, StepRun
 
+SHOWN_STEP_FIELDS = ("input", "output", "error", "logs")
 DONE_STEP_STATUSES = (
     StepRun.Status.SUCCEEDED,
     StepRun.Status.FAILED,
@@ -43,6 +45,9 @@ def run_snapshot(run_id: int) -> dict[str, Any]:
     # Steps the engine recorded that the definition does not name (never expected) still show.
     known = {s["id"] for s in steps}
     steps += [step_state(row, None) for sid, row in rows.items() if sid not in known]
+    # The engine stores everything masked already; this only catches a secret this process
+    # has seen that a stored value still holds (defence in depth, never the only guard).
+    steps = [{**s, **mask_remembered({k: s[k] for k in SHOWN_STEP_FIELDS})} for s in steps]
     done = sum(1 for s in steps if s["status"] in DONE_STEP_STATUSES)
     return {
         "run": run,
@@ -50,8 +55,8 @@ def run_snapshot(run_id: int) -> dict[str, Any]:
         "status": run.status,
         "status_label": run.get_status_display(),
         "is_final": run.is_final,
-        "output": run.output,
-        "error": run.error,
+        "output": mask_remembered(run.output),
+        "error": mask_remembered(run.error),
         "started_at": run.started_at,
         "finished_at": run.finished_at,
         "duration_ms": _duration_ms(run.started_at, run.finished_at),

@@ -245,3 +245,17 @@ def test_it_answers_hostile_run_ids_without_an_error(alice_client, run_id):
         assert response.status_code in (302, 404)
     response = alice_client.post(f"/admin/runs/run/{run_id}/cancel/")
     assert response.status_code in (302, 404)
+
+
+def test_it_masks_a_known_secret_that_a_stored_value_still_holds(alice_client, running_run):
+    from credentials import masking
+
+    masking.remember(["hunter2-very-secret"])
+    StepRun.objects.filter(run=running_run, step_id="fetch").update(
+        output={"echo": "token=hunter2-very-secret"}, logs="sent hunter2-very-secret"
+    )
+    html = page(alice_client, running_run).content.decode()
+    state = alice_client.get(reverse("admin:runs_run_state", args=[running_run.pk])).content
+    assert "hunter2-very-secret" not in html
+    assert b"hunter2-very-secret" not in state
+    assert "token=***" in html
