@@ -15,6 +15,7 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from credentials.masking import mask_remembered
 from runs import services
 from runs.exceptions import RunNotCancellable
 from runs.models import Run, RunEvent
@@ -51,7 +52,7 @@ def event_frame(event: RunEvent) -> dict[str, Any]:
         "run_id": event.run_id,
         "seq": event.seq,
         "type": event.type,
-        "payload": event.payload,
+        "payload": mask_remembered(event.payload),
         "created_at": event.created_at.isoformat() if event.created_at else None,
     }
 
@@ -62,7 +63,8 @@ def message_frame(message: dict[str, Any]) -> dict[str, Any]:
         "run_id": message.get("run_id"),
         "seq": message.get("seq"),
         "type": message.get("event"),
-        "payload": message.get("payload") or {},
+        # Payloads are masked by the engine; this catches what this process knows on top.
+        "payload": mask_remembered(message.get("payload") or {}),
         "created_at": message.get("created_at"),
     }
 
