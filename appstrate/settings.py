@@ -315,6 +315,8 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "static"
+# WhiteNoise warns on every start when it is missing (before the first collectstatic).
+STATIC_ROOT.mkdir(exist_ok=True)
 
 # Production hardening, on whenever DEBUG is off (`manage.py check --deploy` stays clean).
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
