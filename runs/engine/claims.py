@@ -56,8 +56,11 @@ def claim_run(run_id: int, executor_id: str) -> tuple[Run, bool] | None:
     limit (it stays queued and is submitted again when a slot frees up).
     """
     # A plain read first: most calls for runs that are done or busy end here, without a write.
-    run = Run.objects.select_related("version", "workflow").filter(pk=run_id).first()
-    if run is None or not _may_claim(run, executor_id):
+    try:
+        run = Run.objects.select_related("version", "workflow").order_by().get(pk=run_id)
+    except Run.DoesNotExist:
+        return None
+    if not _may_claim(run, executor_id):
         return None
     if workflow_policies(run).get("concurrency") or connection.in_atomic_block:
         return _claim_checking_capacity(run_id, executor_id)

@@ -116,13 +116,12 @@ class RunExecution:
 
     def _load_steps(self) -> Outcome | None:
         fields = ("step_id", "pk", "status", "attempt", "logs", "output")
-        rows = {r[0]: r for r in StepRun.objects.filter(run_id=self.run_id).values_list(*fields)}
+        steps = StepRun.objects.filter(run_id=self.run_id).order_by()
+        rows = {r[0]: r for r in steps.values_list(*fields)}
         missing = [(sid, self.specs[sid]["type"]) for sid in self.order if sid not in rows]
         if missing:
             create_step_rows(self.run_id, missing)
-            rows = {
-                r[0]: r for r in StepRun.objects.filter(run_id=self.run_id).values_list(*fields)
-            }
+            rows = {r[0]: r for r in steps.values_list(*fields)}
         for sid in self.order:
             _sid, pk, status, attempt, logs, output = rows[sid]
             self.row_ids[sid] = pk
