@@ -218,9 +218,12 @@ def execute_run(run_id: int, *, executor_id: str | None = None) -> None:
     claimed = claim_run(run_id, executor_id)
     if claimed is None:
         return
-    run, _resumed = claimed
+    run, resumed = claimed
+    # Only a run fresh from the queue may skip looking for step rows: a resume_run() run has
+    # the steps it kept, a run created elsewhere may have some.
+    fresh = not resumed and run.trigger != Run.Trigger.RESUME and not run.steps.exists()
     try:
-        RunExecution(run, executor_id).execute()
+        RunExecution(run, executor_id, fresh=fresh).execute()
     except Exception as exc:
         # A bug in the engine must not leave the run running forever.
         logger.exception("Run %s: the executor failed", run_id)

@@ -301,12 +301,20 @@ def _flush_with_django(run_id, owner, executions, writes, events, final=None):
     return reservation, messages, won
 
 
-def create_step_rows(run_id: int, steps: list[tuple[str, str]]) -> None:
-    """Insert pending StepRun rows (step id, node type) for a run, in one statement."""
-    table = connection.ops.quote_name(StepRun._meta.db_table)
-    with write_transaction(), connection.cursor() as cursor:
-        cursor.executemany(
-            f"INSERT INTO {table} (run_id, step_id, node_type, status, attempt, error, logs) "
-            "VALUES (%s, %s, %s, %s, 0, '', '')",
-            [(run_id, step_id, node_type, StepRun.Status.PENDING) for step_id, node_type in steps],
+def create_step_rows(run_id: int, steps: list[tuple[str, str]]) -> dict[str, int]:
+    """Insert pending StepRun rows (step id, node type) in one statement; return their ids."""
+    if not steps:
+        return {}
+    with raw_transaction() as raw:
+        values = ", ".join(["(%s, %s, %s, %s, 0, '', '')"] * len(steps))
+        params: list[Any] = []
+        for step_id, node_type in steps:
+            params += [run_id, step_id, node_type, StepRun.Status.PENDING.value]
+        raw.cursor.execute(
+            raw.sql(
+                f"INSERT INTO {StepRun._meta.db_table} (run_id, step_id, node_type, status, "
+                f"attempt, error, logs) VALUES {values} RETURNING id, step_id"
+            ),
+            params,
         )
+        return {step_id: row_id for row_id, step_id in raw.cursor.fetchall()}

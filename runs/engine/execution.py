@@ -55,10 +55,11 @@ class Outcome:
 
 
 class RunExecution:
-    def __init__(self, run: Run, executor_id: str) -> None:
+    def __init__(self, run: Run, executor_id: str, *, fresh: bool = False) -> None:
         self.run = run
         self.run_id = run.pk
         self.executor_id = executor_id
+        self.fresh = fresh  # claimed from the queue as a new run: no step rows exist
         definition = run.version.definition
         self.definition = definition
         self.specs = {step["id"]: step for step in definition["steps"]}
@@ -116,12 +117,19 @@ class RunExecution:
 
     def _load_steps(self) -> Outcome | None:
         fields = ("step_id", "pk", "status", "attempt", "logs", "output")
-        steps = StepRun.objects.filter(run_id=self.run_id).order_by()
-        rows = {r[0]: r for r in steps.values_list(*fields)}
-        missing = [(sid, self.specs[sid]["type"]) for sid in self.order if sid not in rows]
-        if missing:
-            create_step_rows(self.run_id, missing)
+        if self.fresh:
+            # A run claimed from the queue (not a resume) has no step rows yet: create them all.
+            ids = create_step_rows(
+                self.run_id, [(sid, self.specs[sid]["type"]) for sid in self.order]
+            )
+            rows = {sid: (sid, ids[sid], S.PENDING, 0, "", None) for sid in self.order}
+        else:
+            steps = StepRun.objects.filter(run_id=self.run_id).order_by()
             rows = {r[0]: r for r in steps.values_list(*fields)}
+            missing = [(sid, self.specs[sid]["type"]) for sid in self.order if sid not in rows]
+            if missing:
+                create_step_rows(self.run_id, missing)
+                rows = {r[0]: r for r in steps.values_list(*fields)}
         for sid in self.order:
             _sid, pk, status, attempt, logs, output = rows[sid]
             self.row_ids[sid] = pk
