@@ -172,7 +172,9 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     # Thread-safe: the executor threads publish into the serving loop (infra/realtime).
-    CHANNEL_LAYERS = {"default": {"BACKEND": "infra.realtime.inmemory.ThreadSafeInMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "infra.realtime.inmemory.ThreadSafeInMemoryChannelLayer"}
+    }
     # django-ratelimit refuses a local-memory cache because it is not shared between processes.
     # At tiers 0 and 1 there is exactly one serving process, so a per-process limit is correct.
     SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
