@@ -35,7 +35,7 @@ else
   stamp="$VENV/.installed${extra:+-$extra}"
   # Reinstall only when pyproject.toml changed since the last install.
   if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    echo "Installing Appstrate${extra:+ with its $extra tools} into .venv (first run: a minute or two) ..."
+    echo "Installing Appstrate${extra:+ with its $extra tools} into .venv (first run: a few minutes) ..."
     "$VENV/bin/pip" install --quiet --disable-pip-version-check -e ".${extra:+[$extra]}"
     touch "$stamp"
   fi
