@@ -180,10 +180,14 @@ class RedisServer(ChildProcess):
 
 def reset_celery_connections() -> None:
     """Drop this process's pooled broker connections (after changing the broker URL)."""
+    from kombu import pools
+
     from appstrate.celery import app
 
-    if app._pool is not None:
-        app._pool.force_close_all()
+    # kombu keeps its pools in process-wide registries keyed by URL: closing only the app's pool
+    # would leave a closed pool there for the next publish to the same URL ("Acquire on closed
+    # pool"). reset() closes every pool and empties the registries.
+    pools.reset()
     app._pool = None
     app.amqp._producer_pool = None
 

@@ -8,9 +8,17 @@ from runs.models import Run
 from workflows.definition import compile_definition, content_hash
 from workflows.models import Workflow, WorkflowVersion
 
+UNCONSUMED_QUEUE = "engine-tests-unconsumed"
+
 
 def make_workflow(raw: dict, *, workflow: Workflow | None = None) -> Workflow:
-    """Store `raw` (compiled) as the workflow's new current version, as an operator's edit would."""
+    """Store `raw` (compiled) as the workflow's new current version, as an operator's edit would.
+
+    These tests execute runs themselves (in threads or processes they start), so at tier 2 the
+    runs go to a queue no Celery worker consumes: a worker another test started must not race
+    them for the claim. A test that wants a worker names its queue explicitly.
+    """
+    raw = {**raw, "policies": {"queue": UNCONSUMED_QUEUE, **(raw.get("policies") or {})}}
     canonical = compile_definition(raw)
     if workflow is None:
         workflow = Workflow.objects.create(slug=canonical["slug"], name=canonical["name"])
