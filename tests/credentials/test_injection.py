@@ -242,7 +242,7 @@ def test_it_fails_the_step_when_the_workflow_lost_permission(server, key_ring_k1
 def test_it_drops_the_credential_when_a_redirect_downgrades_https_to_http(
     server, key_ring_k1, tmp_path, monkeypatch
 ):
-    from tests.credentials.conftest import self_signed_tls
+    from tests.tls import self_signed_tls
 
     context, ca_file = self_signed_tls(tmp_path)
     monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))  # trust the test certificate

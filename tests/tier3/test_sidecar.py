@@ -10,6 +10,7 @@ import pytest
 from infra.runners.sidecar import ProxyConfig, serve_in_thread
 from tests.tier3 import echo_server
 from tests.tier3.creds import bearer
+from tests.tls import self_signed_tls
 
 SECRET = "s3cret-token-value"
 
@@ -132,46 +133,9 @@ def test_it_serves_only_clients_from_the_run_network(echo, proxy_for):
 @pytest.fixture
 def tls_echo(tmp_path, monkeypatch):
     """The echo server behind TLS with a certificate for 127.0.0.1 that the proxy trusts."""
-    import datetime
-    import ipaddress
-    import ssl
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    context, cert_path = self_signed_tls(tmp_path)
     # The proxy verifies upstream certificates against the default trust store: point it here.
     monkeypatch.setenv("SSL_CERT_FILE", str(cert_path))
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert_path, key_path)
     server = echo_server.start_in_thread(tls_context=context)
     yield f"127.0.0.1:{server.server_address[1]}"
     server.shutdown()
