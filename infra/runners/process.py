@@ -167,9 +167,7 @@ class ProcessRunAdapter(RunAdapter):
 
 
 def _feed(stdin: IO[bytes], text: str) -> None:
-    try:
-        with stdin:
-            if text:
-                stdin.write(text.encode())
-    except (BrokenPipeError, OSError):
-        pass  # the script exited without reading its input
+    # A script may exit without reading its input: that is not an error of ours.
+    with contextlib.suppress(BrokenPipeError, OSError), stdin:
+        if text:
+            stdin.write(text.encode())
