@@ -32,15 +32,25 @@ def _generous_rate_limits(settings):
     settings.LOGIN_RATE_LIMIT = "100000/m"
 
 
-@pytest.fixture
-def workflow(db):
-    """A console workflow whose input needs an integer `count`, stored through the real service."""
+# At tier 2 a Celery worker that another test started lives for the whole session: runs these
+# tests only start must not be executed by it while the test's teardown truncates the tables.
+UNCONSUMED_QUEUE = "api-tests-unconsumed"
+
+
+def store_workflow(definition: dict) -> Workflow:
+    """A console workflow stored through the real service."""
     from workflows.services import save_definition
 
-    workflow = Workflow.objects.create(slug="numbers", name="Numbers")
-    save_definition(workflow, DEFINITION)
+    workflow = Workflow.objects.create(slug=definition["slug"], name=definition["name"])
+    save_definition(workflow, definition)
     workflow.save()
     return workflow
+
+
+@pytest.fixture
+def workflow(db):
+    """A workflow whose input needs an integer `count`; its runs wait on a queue nobody reads."""
+    return store_workflow({**DEFINITION, "policies": {"queue": UNCONSUMED_QUEUE}})
 
 
 @pytest.fixture

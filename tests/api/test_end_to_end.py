@@ -6,9 +6,16 @@ import time
 import pytest
 
 from infra.registry import get_executor, get_mode
+from tests.api.conftest import DEFINITION, store_workflow
 from tests.api.helpers import assert_matches_openapi, make_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def workflow(db):
+    # Executed for real: on the default queue, which the tier 2 worker consumes.
+    return store_workflow(DEFINITION)
 
 
 @pytest.fixture
