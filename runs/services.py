@@ -221,7 +221,10 @@ def execute_run(run_id: int, *, executor_id: str | None = None) -> None:
     run, resumed = claimed
     # Only a run fresh from the queue may skip looking for step rows: a resume_run() run has
     # the steps it kept, a run created elsewhere may have some.
-    fresh = not resumed and run.trigger != Run.Trigger.RESUME and not run.steps.exists()
+    has_steps = getattr(run, "has_steps", None)
+    if has_steps is None:  # claimed under a concurrency limit: not read with the claim
+        has_steps = run.steps.exists()
+    fresh = not resumed and run.trigger != Run.Trigger.RESUME and not has_steps
     try:
         RunExecution(run, executor_id, fresh=fresh).execute()
     except Exception as exc:

@@ -70,7 +70,7 @@ class RunExecution:
             for dep in deps:
                 self.dependents[dep].append(sid)
         self.workflow_policies = definition.get("policies") or {}
-        self.workflow_slug = run.workflow.slug
+        self.workflow_slug = getattr(run, "workflow_slug", None) or run.workflow.slug
         self.budget = self.workflow_policies.get("max_step_executions")
         self.step_executions = run.step_executions
         self.deadline = _monotonic_at(run.deadline_at)
