@@ -70,14 +70,23 @@ def claim_run(run_id: int, executor_id: str) -> tuple[Run, bool] | None:
         payload["resumed_from"] = run.owner
     now = timezone.now()
     deadline_at = run.deadline_at or now + timedelta(seconds=run_timeout_seconds(run))
-    if not claim_without_limit(
+    new_steps = None
+    if not resumed and not run.has_steps and run.trigger != Run.Trigger.RESUME:
+        # Fresh from the queue: its step rows are created with the claim.
+        new_steps = [(step["id"], step["type"]) for step in run.version.definition["steps"]]
+    step_row_ids = claim_without_limit(
         run_id,
         executor_id,
         stale_before=orphan_cutoff(),
         deadline_at=deadline_at,
         payload=payload,
-    ):
+        new_steps=new_steps,
+    )
+    if step_row_ids is None:
         return None
+    if new_steps is not None:
+        run.has_steps = True
+        run.step_row_ids = step_row_ids
     if resumed:
         logger.warning(
             "Run %s: executor %s went silent; %s takes over", run.pk, run.owner, executor_id

@@ -34,6 +34,28 @@ def write_transaction() -> Iterator[None]:
         yield
 
 
+_run_insert_fields = [field for field in Run._meta.concrete_fields if not field.primary_key]
+
+
+def insert_run(run: Run) -> None:
+    """INSERT a new Run as `run.save()` would (call inside a transaction), sets its pk."""
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in _run_insert_fields)
+    marks = ", ".join(["%s"] * len(_run_insert_fields))
+    params = [
+        field.get_db_prep_save(field.pre_save(run, True), connection)
+        for field in _run_insert_fields
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(Run._meta.db_table)} ({columns}) VALUES ({marks}) RETURNING id",
+            params,
+        )
+        run.pk = cursor.fetchone()[0]
+    run._state.adding = False
+    run._state.db = connection.alias
+
+
 _step_fields = {field.attname: field for field in StepRun._meta.concrete_fields}
 
 
@@ -200,10 +222,19 @@ def flush_run_changes(
 
 
 def claim_without_limit(
-    run_id: int, owner: str, *, stale_before: Any, deadline_at: Any, payload: dict[str, Any]
-) -> bool:
+    run_id: int,
+    owner: str,
+    *,
+    stale_before: Any,
+    deadline_at: Any,
+    payload: dict[str, Any],
+    new_steps: list[tuple[str, str]] | None = None,
+) -> dict[str, int] | None:
     """Take a run that is queued, or running with a silent owner, and append `run.started`:
-    one conditional UPDATE, so of two executors claiming at once exactly one wins."""
+    one conditional UPDATE, so of two executors claiming at once exactly one wins.
+
+    With `new_steps` (a run fresh from the queue), its pending step rows are created in the
+    same transaction. Returns their ids ({} without `new_steps`), or None if the claim lost."""
     from runs.events import publish_messages
 
     with raw_transaction() as raw:
@@ -228,10 +259,11 @@ def claim_without_limit(
         )
         row = raw.cursor.fetchone()
         if row is None:
-            return False
+            return None
         messages = raw.insert_events(run_id, row[0], [("run.started", payload)])
+        ids = _insert_step_rows(raw, run_id, new_steps) if new_steps else {}
     publish_messages(messages)
-    return True
+    return ids
 
 
 def finalize_without_django(
@@ -306,15 +338,19 @@ def create_step_rows(run_id: int, steps: list[tuple[str, str]]) -> dict[str, int
     if not steps:
         return {}
     with raw_transaction() as raw:
-        values = ", ".join(["(%s, %s, %s, %s, 0, '', '')"] * len(steps))
-        params: list[Any] = []
-        for step_id, node_type in steps:
-            params += [run_id, step_id, node_type, StepRun.Status.PENDING.value]
-        raw.cursor.execute(
-            raw.sql(
-                f"INSERT INTO {StepRun._meta.db_table} (run_id, step_id, node_type, status, "
-                f"attempt, error, logs) VALUES {values} RETURNING id, step_id"
-            ),
-            params,
-        )
-        return {step_id: row_id for row_id, step_id in raw.cursor.fetchall()}
+        return _insert_step_rows(raw, run_id, steps)
+
+
+def _insert_step_rows(raw: _Raw, run_id: int, steps: list[tuple[str, str]]) -> dict[str, int]:
+    values = ", ".join(["(%s, %s, %s, %s, 0, '', '')"] * len(steps))
+    params: list[Any] = []
+    for step_id, node_type in steps:
+        params += [run_id, step_id, node_type, StepRun.Status.PENDING.value]
+    raw.cursor.execute(
+        raw.sql(
+            f"INSERT INTO {StepRun._meta.db_table} (run_id, step_id, node_type, status, "
+            f"attempt, error, logs) VALUES {values} RETURNING id, step_id"
+        ),
+        params,
+    )
+    return {step_id: row_id for row_id, step_id in raw.cursor.fetchall()}
