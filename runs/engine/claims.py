@@ -103,18 +103,7 @@ def read_run_for_claim(run_id: int) -> Run | None:
 
     The queryset with `select_related` cost ten times the SQL in query compilation alone.
     """
-    run_table = Run._meta.db_table
-    version_table = WorkflowVersion._meta.db_table
-    workflow_table = Workflow._meta.db_table
-    step_table = StepRun._meta.db_table
-    columns = ", ".join(f"r.{connection.ops.quote_name(f.column)}" for f in _RUN_FIELDS)
-    runs = Run.objects.raw(
-        f"SELECT {columns}, v.content_hash AS version_hash, w.slug AS workflow_slug, "
-        f"EXISTS (SELECT 1 FROM {step_table} s WHERE s.run_id = r.id) AS has_steps "
-        f"FROM {run_table} r JOIN {version_table} v ON v.id = r.version_id "
-        f"JOIN {workflow_table} w ON w.id = r.workflow_id WHERE r.id = %s",
-        [run_id],
-    )
+    runs = Run.objects.raw(_claim_read_sql(), [run_id])
     run = next(iter(runs), None)
     if run is None:
         return None
@@ -125,7 +114,20 @@ def read_run_for_claim(run_id: int) -> Run | None:
     return run
 
 
-_RUN_FIELDS = Run._meta.concrete_fields
+@lru_cache(maxsize=1)
+def _claim_read_sql() -> str:
+    run_table = Run._meta.db_table
+    version_table = WorkflowVersion._meta.db_table
+    workflow_table = Workflow._meta.db_table
+    step_table = StepRun._meta.db_table
+    # Column names are plain identifiers in every backend we support: quote them the ANSI way.
+    columns = ", ".join(f'r."{field.column}"' for field in Run._meta.concrete_fields)
+    return (
+        f"SELECT {columns}, v.content_hash AS version_hash, w.slug AS workflow_slug, "
+        f"EXISTS (SELECT 1 FROM {step_table} s WHERE s.run_id = r.id) AS has_steps "
+        f"FROM {run_table} r JOIN {version_table} v ON v.id = r.version_id "
+        f"JOIN {workflow_table} w ON w.id = r.workflow_id WHERE r.id = %s"
+    )
 
 
 @lru_cache(maxsize=256)
