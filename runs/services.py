@@ -12,9 +12,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from runs.engine.claims import claim_run, finalize_run, process_executor_id, submit_next_queued
-from runs.engine.db import write_transaction
+from runs.engine.db import insert_run, write_transaction
 from runs.engine.execution import RunExecution
-from runs.events import append_event
+from runs.events import Reservation, insert_events
 from runs.exceptions import InvalidInput, RunNotCancellable, RunNotRetryable, WorkflowUnavailable
 from runs.models import Run, StepRun
 from workflows.models import Workflow, WorkflowVersion
@@ -61,7 +61,9 @@ def start_run(
     input = validate_input(version.definition, input)
     try:
         with write_transaction():
-            run = Run.objects.create(
+            # The run is new in this transaction, so its first event is number 1: no counter
+            # to bump, and the row is inserted without the ORM's query building.
+            run = Run(
                 workflow=workflow,
                 version=version,
                 input=input,
@@ -72,8 +74,11 @@ def start_run(
                 parent_run=parent_run,
                 parent_step=parent_step,
                 origin_run=origin_run,
+                last_event_seq=1,
             )
-            append_event(run, "run.queued", {"trigger": trigger, "version": version.number})
+            insert_run(run)
+            payload = {"trigger": trigger, "version": version.number}
+            insert_events(run.pk, Reservation(1, run.status, "", 0), [("run.queued", payload)])
             if submit:
                 # An executor must never receive an id whose row is not committed yet.
                 transaction.on_commit(partial(_submit, run.pk))
@@ -221,9 +226,16 @@ def execute_run(run_id: int, *, executor_id: str | None = None) -> None:
     run, resumed = claimed
     # Only a run fresh from the queue may skip looking for step rows: a resume_run() run has
     # the steps it kept, a run created elsewhere may have some.
-    fresh = not resumed and run.trigger != Run.Trigger.RESUME and not run.steps.exists()
+    step_row_ids = getattr(run, "step_row_ids", None)  # created with the claim
+    if step_row_ids is None:
+        has_steps = getattr(run, "has_steps", None)
+        if has_steps is None:  # claimed under a concurrency limit: not read with the claim
+            has_steps = run.steps.exists()
+        fresh = not resumed and run.trigger != Run.Trigger.RESUME and not has_steps
+    else:
+        fresh = True
     try:
-        RunExecution(run, executor_id, fresh=fresh).execute()
+        RunExecution(run, executor_id, fresh=fresh, step_row_ids=step_row_ids).execute()
     except Exception as exc:
         # A bug in the engine must not leave the run running forever.
         logger.exception("Run %s: the executor failed", run_id)

@@ -8,6 +8,7 @@ import os
 import socket
 import uuid
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
@@ -17,8 +18,8 @@ from django.utils import timezone
 from credentials.masking import mask
 from runs.engine.db import claim_without_limit, finalize_without_django, write_transaction
 from runs.events import append_events
-from runs.models import Run
-from workflows.models import Workflow
+from runs.models import Run, StepRun
+from workflows.models import Workflow, WorkflowVersion
 
 logger = logging.getLogger("runs")
 
@@ -56,9 +57,8 @@ def claim_run(run_id: int, executor_id: str) -> tuple[Run, bool] | None:
     limit (it stays queued and is submitted again when a slot frees up).
     """
     # A plain read first: most calls for runs that are done or busy end here, without a write.
-    try:
-        run = Run.objects.select_related("version", "workflow").order_by().get(pk=run_id)
-    except Run.DoesNotExist:
+    run = read_run_for_claim(run_id)
+    if run is None:
         return None
     if not _may_claim(run, executor_id):
         return None
@@ -70,14 +70,23 @@ def claim_run(run_id: int, executor_id: str) -> tuple[Run, bool] | None:
         payload["resumed_from"] = run.owner
     now = timezone.now()
     deadline_at = run.deadline_at or now + timedelta(seconds=run_timeout_seconds(run))
-    if not claim_without_limit(
+    new_steps = None
+    if not resumed and not run.has_steps and run.trigger != Run.Trigger.RESUME:
+        # Fresh from the queue: its step rows are created with the claim.
+        new_steps = [(step["id"], step["type"]) for step in run.version.definition["steps"]]
+    step_row_ids = claim_without_limit(
         run_id,
         executor_id,
         stale_before=orphan_cutoff(),
         deadline_at=deadline_at,
         payload=payload,
-    ):
+        new_steps=new_steps,
+    )
+    if step_row_ids is None:
         return None
+    if new_steps is not None:
+        run.has_steps = True
+        run.step_row_ids = step_row_ids
     if resumed:
         logger.warning(
             "Run %s: executor %s went silent; %s takes over", run.pk, run.owner, executor_id
@@ -86,6 +95,48 @@ def claim_run(run_id: int, executor_id: str) -> tuple[Run, bool] | None:
     run.started_at = run.started_at or now
     run.deadline_at = deadline_at
     return run, resumed
+
+
+def read_run_for_claim(run_id: int) -> Run | None:
+    """The run with its version (from the per-version cache), its workflow's slug as
+    `run.workflow_slug` and whether it has step rows as `run.has_steps`, in one raw query.
+
+    The queryset with `select_related` cost ten times the SQL in query compilation alone.
+    """
+    runs = Run.objects.raw(_claim_read_sql(), [run_id])
+    run = next(iter(runs), None)
+    if run is None:
+        return None
+    run.has_steps = bool(run.has_steps)
+    Run.version.field.set_cached_value(
+        run, cached_version(run.version_id, run.workflow_id, run.version_hash)
+    )
+    return run
+
+
+@lru_cache(maxsize=1)
+def _claim_read_sql() -> str:
+    run_table = Run._meta.db_table
+    version_table = WorkflowVersion._meta.db_table
+    workflow_table = Workflow._meta.db_table
+    step_table = StepRun._meta.db_table
+    # Column names are plain identifiers in every backend we support: quote them the ANSI way.
+    columns = ", ".join(f'r."{field.column}"' for field in Run._meta.concrete_fields)
+    return (
+        f"SELECT {columns}, v.content_hash AS version_hash, w.slug AS workflow_slug, "
+        f"EXISTS (SELECT 1 FROM {step_table} s WHERE s.run_id = r.id) AS has_steps "
+        f"FROM {run_table} r JOIN {version_table} v ON v.id = r.version_id "
+        f"JOIN {workflow_table} w ON w.id = r.workflow_id WHERE r.id = %s"
+    )
+
+
+@lru_cache(maxsize=256)
+def cached_version(version_id: int, workflow_id: int, content_hash: str) -> WorkflowVersion:
+    """A workflow version is immutable (its content hash names its definition): read it once.
+    Callers must not change the instance or its definition."""
+    return WorkflowVersion.objects.get(
+        pk=version_id, workflow_id=workflow_id, content_hash=content_hash
+    )
 
 
 def _may_claim(run: Run, executor_id: str) -> bool:

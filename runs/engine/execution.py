@@ -55,11 +55,19 @@ class Outcome:
 
 
 class RunExecution:
-    def __init__(self, run: Run, executor_id: str, *, fresh: bool = False) -> None:
+    def __init__(
+        self,
+        run: Run,
+        executor_id: str,
+        *,
+        fresh: bool = False,
+        step_row_ids: dict[str, int] | None = None,
+    ) -> None:
         self.run = run
         self.run_id = run.pk
         self.executor_id = executor_id
         self.fresh = fresh  # claimed from the queue as a new run: no step rows exist
+        self.new_row_ids = step_row_ids  # or they were created with the claim: their ids
         definition = run.version.definition
         self.definition = definition
         self.specs = {step["id"]: step for step in definition["steps"]}
@@ -70,7 +78,7 @@ class RunExecution:
             for dep in deps:
                 self.dependents[dep].append(sid)
         self.workflow_policies = definition.get("policies") or {}
-        self.workflow_slug = run.workflow.slug
+        self.workflow_slug = getattr(run, "workflow_slug", None) or run.workflow.slug
         self.budget = self.workflow_policies.get("max_step_executions")
         self.step_executions = run.step_executions
         self.deadline = _monotonic_at(run.deadline_at)
@@ -119,9 +127,11 @@ class RunExecution:
         fields = ("step_id", "pk", "status", "attempt", "logs", "output")
         if self.fresh:
             # A run claimed from the queue (not a resume) has no step rows yet: create them all.
-            ids = create_step_rows(
-                self.run_id, [(sid, self.specs[sid]["type"]) for sid in self.order]
-            )
+            ids = self.new_row_ids
+            if ids is None:
+                ids = create_step_rows(
+                    self.run_id, [(sid, self.specs[sid]["type"]) for sid in self.order]
+                )
             rows = {sid: (sid, ids[sid], S.PENDING, 0, "", None) for sid in self.order}
         else:
             steps = StepRun.objects.filter(run_id=self.run_id).order_by()
@@ -186,7 +196,10 @@ class RunExecution:
                 return Outcome(Run.Status.TIMED_OUT, error="run timed out")
             self._expire_attempts(now)
             to_start = [] if self.failure else self._schedule(now)
-            self._flush()
+            if to_start or self.in_flight or self.retry_at or self.ready or self.skips_dirty:
+                self._flush()
+            # else the run ends now (failed or completed): its last writes are flushed with
+            # the run's final state, in one transaction.
             for node, attempt in to_start:
                 attempt.restart_clock()  # the step's time counts from here, after the flush
                 start_attempt(node, attempt, self.inbox)

@@ -83,13 +83,16 @@ def orphan(run, step_status, *, node_type="python"):
     """Make `run` look like its executor died while `s0` was in flight."""
     claim_run(run.pk, "dead-executor")
     Run.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
-    StepRun.objects.create(
+    # The claim created the run's pending step rows; s0 was in flight.
+    StepRun.objects.update_or_create(
         run=run,
         step_id="s0",
-        node_type=node_type,
-        status=step_status,
-        attempt=1,
-        started_at=timezone.now(),
+        defaults={
+            "node_type": node_type,
+            "status": step_status,
+            "attempt": 1,
+            "started_at": timezone.now(),
+        },
     )
 
 

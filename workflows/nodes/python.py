@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from workflows.nodes.base import NodeType, StepContext, StepError
@@ -45,6 +46,14 @@ def registered_functions() -> list[str]:
 
 
 def _wants_context(fn: Callable[..., Any]) -> bool:
+    try:
+        return _signature_has_ctx(fn)
+    except TypeError:  # not hashable: look every time
+        return _signature_has_ctx.__wrapped__(fn)
+
+
+@lru_cache(maxsize=1024)
+def _signature_has_ctx(fn: Callable[..., Any]) -> bool:
     try:
         return "ctx" in inspect.signature(fn).parameters
     except (TypeError, ValueError):
