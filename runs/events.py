@@ -67,6 +67,24 @@ def reserve_seqs(
     return Reservation(*row) if row else None
 
 
+def channel_messages(
+    run_id: int, first_seq: int, events: Sequence[tuple[str, dict[str, Any]]], created: datetime
+) -> list[dict[str, Any]]:
+    """The channel-layer messages for events numbered from `first_seq` (docs/architecture.md)."""
+    created_at = created.isoformat()
+    return [
+        {
+            "type": "run.event",
+            "run_id": run_id,
+            "seq": first_seq + i,
+            "event": type_,
+            "payload": payload,
+            "created_at": created_at,
+        }
+        for i, (type_, payload) in enumerate(events)
+    ]
+
+
 def insert_events(
     run_id: int, reservation: Reservation, events: Sequence[tuple[str, dict[str, Any]]]
 ) -> list[dict[str, Any]]:
@@ -77,18 +95,7 @@ def insert_events(
     """
     first = reservation.last_seq - len(events) + 1
     now = timezone.now()
-    created_at = now.isoformat()
-    messages = [
-        {
-            "type": "run.event",
-            "run_id": run_id,
-            "seq": first + i,
-            "event": type_,
-            "payload": payload,
-            "created_at": created_at,
-        }
-        for i, (type_, payload) in enumerate(events)
-    ]
+    messages = channel_messages(run_id, first, events, now)
     prep_payload = _PAYLOAD_FIELD.get_db_prep_save
     created = _CREATED_FIELD.get_db_prep_save(now, connection)
     table = connection.ops.quote_name(RunEvent._meta.db_table)

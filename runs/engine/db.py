@@ -15,6 +15,7 @@ from typing import Any
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
 
+from runs.events import channel_messages
 from runs.models import Run, RunEvent, StepRun
 
 # SQLite has one writer at a time and makes a blocked writer sleep (1 ms, 2 ms, 5 ms...) before
@@ -133,18 +134,7 @@ class _Raw:
                     for i, (type_, payload) in enumerate(events)
                 ],
             )
-        created_at = self.now.isoformat()
-        return [
-            {
-                "type": "run.event",
-                "run_id": run_id,
-                "seq": first + i,
-                "event": type_,
-                "payload": payload,
-                "created_at": created_at,
-            }
-            for i, (type_, payload) in enumerate(events)
-        ]
+        return channel_messages(run_id, first, events, self.now)
 
 
 @contextmanager
