@@ -8,20 +8,13 @@ from typing import Any
 
 from django.conf import settings
 
+from workflows.definition import RETRY_DEFAULTS
 from workflows.nodes.base import NodeType, StepError
-
-DEFAULT_RETRIES = {
-    "max_attempts": 1,
-    "backoff": "exponential",
-    "delay_seconds": 1.0,
-    "max_delay_seconds": 60.0,
-    "jitter": True,
-    "retry_on": ["error", "timeout"],
-}
 
 
 def retry_policy(step: dict[str, Any]) -> dict[str, Any]:
-    return {**DEFAULT_RETRIES, **((step.get("policies") or {}).get("retries") or {})}
+    # Canonical definitions carry their retries already; the defaults cover hand-built ones.
+    return {**RETRY_DEFAULTS, **((step.get("policies") or {}).get("retries") or {})}
 
 
 def retry_delay(policy: dict[str, Any], attempt: int) -> float:
