@@ -115,3 +115,13 @@ def serving(command: list[str], *, port: int, env: dict[str, str], log: Path) ->
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def pid_is_gone(pid: int) -> bool:
+    """True when the process has exited (a zombie counts: its parent just has not reaped it)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        # A process vanishing while /proc is read gives ESRCH rather than ENOENT.
+        return True
+    return state in ("Z", "X")

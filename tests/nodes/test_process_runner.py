@@ -6,6 +6,7 @@ from pathlib import Path
 
 from infra.runners.base import ScriptSpec
 from infra.runners.process import ProcessRunAdapter
+from tests.infra.processes import pid_is_gone
 
 
 def run(source, *, language="python", cancel=None, log=None, **spec):
@@ -18,11 +19,7 @@ def run(source, *, language="python", cancel=None, log=None, **spec):
 
 
 def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state not in ("Z", "X")
+    return not pid_is_gone(pid)
 
 
 def test_it_gives_the_script_a_clean_environment_and_its_own_working_directory():

@@ -17,6 +17,7 @@ import pytest
 from infra.registry import get_executor, get_mode
 from runs.models import Run, RunEvent, StepRun
 from runs.services import cancel_run, start_run
+from tests.infra.processes import pid_is_gone
 from tests.tier2_processes import ChildProcess, child_env, wait_for
 from workflows.definition import compile_definition, content_hash
 from workflows.models import Workflow, WorkflowVersion
@@ -216,14 +217,6 @@ def test_it_cancels_a_queued_run_before_it_starts(tier):
     assert wait_final(first).status == Run.Status.CANCELLED
 
 
-def _pid_is_gone(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return True
-    return state in ("Z", "X")  # a zombie is dead; its parent just has not reaped it yet
-
-
 def test_it_cancels_a_running_run_and_kills_its_script_within_a_second(tier, tmp_path):
     tier.ready()
     pidfile = tmp_path / "script.pid"
@@ -233,10 +226,10 @@ def test_it_cancels_a_running_run_and_kills_its_script_within_a_second(tier, tmp
     )
     run = start_run(workflow, input={})
     pid = int(wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), 30))
-    assert not _pid_is_gone(pid)
+    assert not pid_is_gone(pid)
     cancel_run(run)
     # The script's process dies within a second of the cancel, wherever it runs.
-    wait_for(lambda: _pid_is_gone(pid), 1.0, message="the script process to be killed")
+    wait_for(lambda: pid_is_gone(pid), 1.0, message="the script process to be killed")
     run = wait_final(run, 5)
     assert run.status == Run.Status.CANCELLED
     wait_for(
