@@ -220,14 +220,14 @@ def execute_run(run_id: int, *, executor_id: str | None = None) -> None:
     """Claim the run and execute it to the end in this thread. Safe to call twice: a run that is
     final, owned by a live executor or held back by its concurrency limit is left alone."""
     executor_id = executor_id or process_executor_id()
-    claimed = claim_run(run_id, executor_id)
+    claimed = claim_run(run_id, executor_id, defer=True)
     if claimed is None:
         return
     run, resumed = claimed
     # Only a run fresh from the queue may skip looking for step rows: a resume_run() run has
     # the steps it kept, a run created elsewhere may have some.
-    step_row_ids = getattr(run, "step_row_ids", None)  # created with the claim
-    if step_row_ids is None:
+    claim = getattr(run, "pending_claim", None)  # written with the run's first steps
+    if claim is None:
         has_steps = getattr(run, "has_steps", None)
         if has_steps is None:  # claimed under a concurrency limit: not read with the claim
             has_steps = run.steps.exists()
@@ -235,7 +235,7 @@ def execute_run(run_id: int, *, executor_id: str | None = None) -> None:
     else:
         fresh = True
     try:
-        RunExecution(run, executor_id, fresh=fresh, step_row_ids=step_row_ids).execute()
+        RunExecution(run, executor_id, fresh=fresh, claim=claim).execute()
     except Exception as exc:
         # A bug in the engine must not leave the run running forever.
         logger.exception("Run %s: the executor failed", run_id)

@@ -7,9 +7,11 @@ the few statements of the loop are written out here. Values still go through eac
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
@@ -60,18 +62,21 @@ def insert_run(run: Run) -> None:
 _step_fields = {field.attname: field for field in StepRun._meta.concrete_fields}
 
 
-def update_steps(writes: dict[int, dict[str, Any]]) -> None:
-    """UPDATE each StepRun row with its changed fields (call inside a transaction)."""
+def update_steps(run_id: int, writes: dict[str, dict[str, Any]]) -> None:
+    """UPDATE each step of a run (by step id) with its changed fields (inside a transaction)."""
     table = connection.ops.quote_name(StepRun._meta.db_table)
     quote = connection.ops.quote_name
     with connection.cursor() as cursor:
-        for row_id, fields in writes.items():
+        for step_id, fields in writes.items():
             names = list(fields)
             assignments = ", ".join(f"{quote(name)} = %s" for name in names)
             params = [
                 _step_fields[name].get_db_prep_save(fields[name], connection) for name in names
             ]
-            cursor.execute(f"UPDATE {table} SET {assignments} WHERE id = %s", [*params, row_id])
+            cursor.execute(
+                f"UPDATE {table} SET {assignments} WHERE run_id = %s AND step_id = %s",
+                [*params, run_id, step_id],
+            )
 
 
 _JSON_COLUMNS = {"input", "output", "payload"}
@@ -84,6 +89,10 @@ def _adapter(vendor: str, ops: Any):
         import json
 
         adapt_datetime = ops.adapt_datetimefield_value
+        utc = dt.UTC
+        # Django stores naive UTC text; for the engine's own (UTC) timestamps that is str() of
+        # the naive value, without make_naive's conversion (6 % of the engine's CPU).
+        utc_database = ops.connection.timezone is utc
 
         def adapt(column: str, value: Any) -> Any:
             if value is None:
@@ -91,6 +100,8 @@ def _adapter(vendor: str, ops: Any):
             if column in _JSON_COLUMNS:
                 return json.dumps(value)
             if column in _DATETIME_COLUMNS:
+                if utc_database and value.tzinfo is utc:
+                    return str(value.replace(tzinfo=None))
                 return adapt_datetime(value)
             return value
 
@@ -166,47 +177,69 @@ class _Rollback(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class ClaimWrite:
+    """A claim decided on a plain read, written by the run's first flush: the claim and the
+    first steps' `started` records then cost one transaction, not two."""
+
+    owner: str
+    stale_before: Any  # a running run whose heartbeat is older than this may be taken over
+    deadline_at: Any
+    payload: dict[str, Any]  # of the run.started event
+    new_steps: list[tuple[str, str]] | None = None  # (step id, node type): rows to create
+
+
 def flush_run_changes(
     run_id: int,
     owner: str,
     executions: int,
-    writes: dict[int, dict[str, Any]],
+    writes: dict[str, dict[str, Any]],
     events: list[tuple[str, dict[str, Any]]],
     final: tuple[str, Any, str, dict[str, Any]] | None = None,
+    claim: ClaimWrite | None = None,
 ) -> tuple[Any, list[dict[str, Any]], bool] | None:
     """One transaction of the run loop: bump the event counter (only while `owner` still owns
-    the run), update step rows, insert events and, with `final` (status, output, error, event
-    payload), finish the run by the conditional UPDATE of `finalize_run`. Returns (reservation,
-    channel messages, whether `final` won), published after the commit, or None when the run
-    changed hands (nothing is written)."""
+    the run, or, with `claim`, while the claim can still be taken), update step rows (keyed by
+    step id), insert events and, with `final` (status, output, error, event payload), finish
+    the run by the conditional UPDATE of `finalize_run`. Returns (reservation, channel
+    messages, whether `final` won), published after the commit, or None when the run changed
+    hands or the claim lost (nothing is written)."""
     from runs.events import Reservation, publish_messages
 
     if connection.in_atomic_block:  # inside a caller's transaction: let Django handle it
+        assert claim is None, "a deferred claim is never made inside a transaction"
         return _flush_with_django(run_id, owner, executions, writes, events, final)
     step_table = StepRun._meta.db_table
     try:
         with raw_transaction() as raw:
-            raw.cursor.execute(
-                raw.sql(
-                    f"UPDATE {Run._meta.db_table} SET last_event_seq = last_event_seq + %s, "
-                    "step_executions = step_executions + %s WHERE id = %s AND owner = %s "
-                    "RETURNING last_event_seq, status, owner, step_executions"
-                ),
-                (len(events), executions, run_id, owner),
-            )
-            row = raw.cursor.fetchone()
+            won = False
+            if claim is not None:
+                events = [("run.started", claim.payload), *events]
+                row = _claim(raw, run_id, claim, len(events), executions)
+            elif final is not None and (
+                row := _bump(raw, run_id, owner, executions, events, final)
+            ):
+                # The usual end: the last step's writes and the run's finish in one UPDATE.
+                won = True
+                events = [*events, (f"run.{final[0]}", final[3])]
+            else:
+                row = _bump(raw, run_id, owner, executions, events)
             if row is None:
                 raise _Rollback
-            for row_id, fields in writes.items():
+            if claim is not None and claim.new_steps:
+                _insert_step_rows(raw, run_id, claim.new_steps)
+            for step_id, fields in writes.items():
                 assignments = ", ".join(f'"{name}" = {raw.mark}' for name in fields)
                 params = [raw.adapt(name, value) for name, value in fields.items()]
                 raw.cursor.execute(
-                    f'UPDATE "{step_table}" SET {assignments} WHERE id = {raw.mark}',
-                    [*params, row_id],
+                    f'UPDATE "{step_table}" SET {assignments} '
+                    f"WHERE run_id = {raw.mark} AND step_id = {raw.mark}",
+                    [*params, run_id, step_id],
                 )
             reservation = Reservation(*row)
             messages = raw.insert_events(run_id, reservation.last_seq, events)
-            won = final is not None and _finalize(raw, run_id, *final, messages=messages)
+            if claim is not None and final is not None:  # ends before any step started
+                won = _finalize(raw, run_id, *final, messages=messages)
     except _Rollback:
         return None
     if messages:
@@ -214,47 +247,96 @@ def flush_run_changes(
     return reservation, messages, won
 
 
-def claim_without_limit(
+def _bump(
+    raw: _Raw,
     run_id: int,
     owner: str,
-    *,
-    stale_before: Any,
-    deadline_at: Any,
-    payload: dict[str, Any],
-    new_steps: list[tuple[str, str]] | None = None,
-) -> dict[str, int] | None:
-    """Take a run that is queued, or running with a silent owner, and append `run.started`:
-    one conditional UPDATE, so of two executors claiming at once exactly one wins.
+    executions: int,
+    events: list[tuple[str, dict[str, Any]]],
+    final: tuple[str, Any, str, dict[str, Any]] | None = None,
+) -> tuple[Any, ...] | None:
+    """Take sequence numbers for `events` and count step executions while `owner` owns the run;
+    with `final` (status, output, error, event payload) also finish it, one more number for
+    its event, unless it is final already. None when the condition fails."""
+    table = Run._meta.db_table
+    returning = " RETURNING last_event_seq, status, owner, step_executions"
+    if final is None:
+        raw.cursor.execute(
+            raw.sql(
+                f"UPDATE {table} SET last_event_seq = last_event_seq + %s, "
+                "step_executions = step_executions + %s WHERE id = %s AND owner = %s" + returning
+            ),
+            (len(events), executions, run_id, owner),
+        )
+        return raw.cursor.fetchone()
+    status, output, error, _payload = final
+    final_statuses = tuple(Run.FINAL_STATUSES)
+    raw.cursor.execute(
+        raw.sql(
+            f"UPDATE {table} SET last_event_seq = last_event_seq + %s, "
+            "step_executions = step_executions + %s, status = %s, output = %s, error = %s, "
+            "finished_at = %s WHERE id = %s AND owner = %s "
+            f"AND status NOT IN ({', '.join(['%s'] * len(final_statuses))})" + returning
+        ),
+        (
+            len(events) + 1,
+            executions,
+            status,
+            raw.adapt("output", output),
+            error,
+            raw.adapt("finished_at", raw.now),
+            run_id,
+            owner,
+            *final_statuses,
+        ),
+    )
+    return raw.cursor.fetchone()
 
-    With `new_steps` (a run fresh from the queue), its pending step rows are created in the
-    same transaction. Returns their ids ({} without `new_steps`), or None if the claim lost."""
+
+def _claim(
+    raw: _Raw, run_id: int, claim: ClaimWrite, event_count: int, executions: int = 0
+) -> tuple[Any, ...] | None:
+    """The conditional UPDATE that takes a run that is queued, or running with a silent owner:
+    of two executors claiming at once exactly one gets a row back."""
+    now = raw.adapt("heartbeat_at", raw.now)
+    raw.cursor.execute(
+        raw.sql(
+            f"UPDATE {Run._meta.db_table} SET status = 'running', owner = %s, "
+            "heartbeat_at = %s, started_at = COALESCE(started_at, %s), "
+            "deadline_at = COALESCE(deadline_at, %s), last_event_seq = last_event_seq + %s, "
+            "step_executions = step_executions + %s "
+            "WHERE id = %s AND (status = 'queued' OR (status = 'running' AND owner <> %s "
+            "AND (heartbeat_at IS NULL OR heartbeat_at < %s))) "
+            "RETURNING last_event_seq, status, owner, step_executions"
+        ),
+        (
+            claim.owner,
+            now,
+            now,
+            raw.adapt("deadline_at", claim.deadline_at),
+            event_count,
+            executions,
+            run_id,
+            claim.owner,
+            raw.adapt("heartbeat_at", claim.stale_before),
+        ),
+    )
+    return raw.cursor.fetchone()
+
+
+def claim_without_limit(run_id: int, claim: ClaimWrite) -> dict[str, int] | None:
+    """Take a run and append `run.started` now, in a transaction of its own (see `_claim`).
+
+    With `claim.new_steps` (a run fresh from the queue), its pending step rows are created in
+    the same transaction. Returns their ids ({} without), or None if the claim lost."""
     from runs.events import publish_messages
 
     with raw_transaction() as raw:
-        now = raw.adapt("heartbeat_at", raw.now)
-        raw.cursor.execute(
-            raw.sql(
-                f"UPDATE {Run._meta.db_table} SET status = 'running', owner = %s, "
-                "heartbeat_at = %s, started_at = COALESCE(started_at, %s), "
-                "deadline_at = COALESCE(deadline_at, %s), last_event_seq = last_event_seq + 1 "
-                "WHERE id = %s AND (status = 'queued' OR (status = 'running' AND owner <> %s "
-                "AND (heartbeat_at IS NULL OR heartbeat_at < %s))) RETURNING last_event_seq"
-            ),
-            (
-                owner,
-                now,
-                now,
-                raw.adapt("deadline_at", deadline_at),
-                run_id,
-                owner,
-                raw.adapt("heartbeat_at", stale_before),
-            ),
-        )
-        row = raw.cursor.fetchone()
+        row = _claim(raw, run_id, claim, 1)
         if row is None:
             return None
-        messages = raw.insert_events(run_id, row[0], [("run.started", payload)])
-        ids = _insert_step_rows(raw, run_id, new_steps) if new_steps else {}
+        messages = raw.insert_events(run_id, row[0], [("run.started", claim.payload)])
+        ids = _insert_step_rows(raw, run_id, claim.new_steps) if claim.new_steps else {}
     publish_messages(messages)
     return ids
 
@@ -315,7 +397,7 @@ def _flush_with_django(run_id, owner, executions, writes, events, final=None):
         reservation = reserve_seqs(run_id, len(events), step_executions=executions, owner=owner)
         if reservation is None:
             return None
-        update_steps(writes)
+        update_steps(run_id, writes)
         messages = insert_events(run_id, reservation, events) if events else []
         won = False
         if final is not None:

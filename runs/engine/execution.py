@@ -24,7 +24,7 @@ from credentials.masking import mask
 from runs.engine import policies
 from runs.engine.attempts import Attempt, AttemptDone, LogLine, Wake, start_attempt
 from runs.engine.claims import final_event, submit_next_queued
-from runs.engine.db import create_step_rows, flush_run_changes
+from runs.engine.db import ClaimWrite, create_step_rows, flush_run_changes
 from runs.engine.signals import RunHandle, register, unregister
 from runs.events import MAX_LOG_CHARS
 from runs.models import Run, StepRun
@@ -61,13 +61,14 @@ class RunExecution:
         executor_id: str,
         *,
         fresh: bool = False,
-        step_row_ids: dict[str, int] | None = None,
+        claim: ClaimWrite | None = None,
     ) -> None:
         self.run = run
         self.run_id = run.pk
         self.executor_id = executor_id
         self.fresh = fresh  # claimed from the queue as a new run: no step rows exist
-        self.new_row_ids = step_row_ids  # or they were created with the claim: their ids
+        # Or the claim is not written yet: the first flush writes it, with the step rows.
+        self.claim = claim
         definition = run.version.definition
         self.definition = definition
         self.specs = {step["id"]: step for step in definition["steps"]}
@@ -89,7 +90,6 @@ class RunExecution:
 
         self.status: dict[str, str] = {}
         self.attempts: dict[str, int] = {}
-        self.row_ids: dict[str, int] = {}
         self.logs: dict[str, list[str]] = {}
         self.retry_at: dict[str, float] = {}
         self.in_flight: dict[str, Attempt] = {}
@@ -98,7 +98,7 @@ class RunExecution:
         self.failure: str | None = None
         self.sizes: dict[str, int] = {}
 
-        self.writes: dict[int, dict[str, Any]] = {}
+        self.writes: dict[str, dict[str, Any]] = {}  # per step id: changed fields
         self.events: list[tuple[str, dict[str, Any]]] = []
         self.executions_delta = 0
         self.run_status = Run.Status.RUNNING
@@ -111,7 +111,8 @@ class RunExecution:
     # --- entry point ---------------------------------------------------------------------------
 
     def execute(self) -> Outcome:
-        register(self.handle)
+        if self.claim is None:
+            register(self.handle)  # else once the claim is written: see _flush
         try:
             try:
                 outcome = self._load_steps() or self._loop()
@@ -124,15 +125,15 @@ class RunExecution:
     # --- loading (fresh start or resume after a crash) ------------------------------------------
 
     def _load_steps(self) -> Outcome | None:
-        fields = ("step_id", "pk", "status", "attempt", "logs", "output")
+        fields = ("step_id", "status", "attempt", "logs", "output")
         if self.fresh:
-            # A run claimed from the queue (not a resume) has no step rows yet: create them all.
-            ids = self.new_row_ids
-            if ids is None:
-                ids = create_step_rows(
+            # A run claimed from the queue (not a resume) has no step rows yet: create them all,
+            # now or with the claim.
+            if self.claim is None:
+                create_step_rows(
                     self.run_id, [(sid, self.specs[sid]["type"]) for sid in self.order]
                 )
-            rows = {sid: (sid, ids[sid], S.PENDING, 0, "", None) for sid in self.order}
+            rows = {sid: (sid, S.PENDING, 0, "", None) for sid in self.order}
         else:
             steps = StepRun.objects.filter(run_id=self.run_id).order_by()
             rows = {r[0]: r for r in steps.values_list(*fields)}
@@ -141,8 +142,7 @@ class RunExecution:
                 create_step_rows(self.run_id, missing)
                 rows = {r[0]: r for r in steps.values_list(*fields)}
         for sid in self.order:
-            _sid, pk, status, attempt, logs, output = rows[sid]
-            self.row_ids[sid] = pk
+            _sid, status, attempt, logs, output = rows[sid]
             self.attempts[sid] = attempt
             self.logs[sid] = [logs] if logs else []
             self.status[sid] = status
@@ -522,7 +522,7 @@ class RunExecution:
         self._write_step(sid, status=status, **fields)
 
     def _write_step(self, sid: str, **fields: Any) -> None:
-        self.writes.setdefault(self.row_ids[sid], {}).update(fields)
+        self.writes.setdefault(sid, {}).update(fields)
 
     def _logs(self, sid: str) -> str:
         return mask("\n".join(self.logs[sid]), self.secrets)[-MAX_LOG_CHARS * 4 :]
@@ -530,14 +530,23 @@ class RunExecution:
     def _flush(self, final: tuple[str, Any, str, dict[str, Any]] | None = None) -> bool:
         """Persist gathered step changes and their events in one transaction; with `final`,
         finish the run in it too (returns whether that finish won)."""
-        if not (self.writes or self.events or self.executions_delta or final):
+        if not (self.writes or self.events or self.executions_delta or final or self.claim):
             return False
         events = [(type_, mask(payload, self.secrets)) for type_, payload in self.events]
         flushed = flush_run_changes(
-            self.run_id, self.executor_id, self.executions_delta, self.writes, events, final
+            self.run_id,
+            self.executor_id,
+            self.executions_delta,
+            self.writes,
+            events,
+            final,
+            claim=self.claim,
         )
         if flushed is None:
             raise LostOwnership(self.run_id)
+        if self.claim is not None:
+            self.claim = None
+            register(self.handle)  # the run is ours from now: cancels and heartbeats reach it
         reservation, _messages, won = flushed
         self.writes = {}
         self.events = []
