@@ -236,7 +236,10 @@ async def _send(layer: Any, messages: list[dict]) -> None:
         return
     for message in messages:
         await layer.group_send(f"run-{message['run_id']}", message)
-        await layer.group_send(RUNS_GROUP, message)
+        # The runs list shows run status changes only: step events would cost a Redis
+        # publish each for nothing.
+        if message["event"].startswith("run."):
+            await layer.group_send(RUNS_GROUP, message)
 
 
 _publisher_lock = threading.Lock()

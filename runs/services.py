@@ -12,9 +12,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from runs.engine.claims import claim_run, finalize_run, process_executor_id, submit_next_queued
-from runs.engine.db import insert_run, write_transaction
+from runs.engine.db import insert_run, insert_run_with_event, write_transaction
 from runs.engine.execution import RunExecution
-from runs.events import Reservation, insert_events
+from runs.events import Reservation, insert_events, publish_messages
 from runs.exceptions import InvalidInput, RunNotCancellable, RunNotRetryable, WorkflowUnavailable
 from runs.models import Run, StepRun
 from workflows.models import Workflow, WorkflowVersion
@@ -59,35 +59,50 @@ def start_run(
             return existing
     version = version or _runnable_version(workflow)
     input = validate_input(version.definition, input)
+    run = Run(
+        workflow=workflow,
+        version=version,
+        input=input,
+        trigger=trigger,
+        triggered_by=triggered_by,
+        idempotency_key=idempotency_key,
+        schedule=schedule,
+        parent_run=parent_run,
+        parent_step=parent_step,
+        origin_run=origin_run,
+        last_event_seq=1,  # the run is new, so its first event is number 1: no counter to bump
+    )
+    payload = {"trigger": trigger, "version": version.number}
+    from infra.registry import get_executor
+
+    executor = get_executor() if submit else None
+    if executor is not None and executor.dispatches_messages:
+        run.dispatched_at = timezone.now()  # stamped with the insert, not by a statement more
     try:
+        messages = insert_run_with_event(run, payload)  # one statement where it can
+        if messages is not None:
+            publish_messages(messages)
+            if executor is not None:
+                _submit_new(executor, run.pk, version.definition, run.dispatched_at)
+            return run
         with write_transaction():
-            # The run is new in this transaction, so its first event is number 1: no counter
-            # to bump, and the row is inserted without the ORM's query building.
-            run = Run(
-                workflow=workflow,
-                version=version,
-                input=input,
-                trigger=trigger,
-                triggered_by=triggered_by,
-                idempotency_key=idempotency_key,
-                schedule=schedule,
-                parent_run=parent_run,
-                parent_step=parent_step,
-                origin_run=origin_run,
-                last_event_seq=1,
-            )
             insert_run(run)
-            payload = {"trigger": trigger, "version": version.number}
             insert_events(run.pk, Reservation(1, run.status, "", 0), [("run.queued", payload)])
-            if submit:
+            if executor is not None:
                 # An executor must never receive an id whose row is not committed yet.
-                transaction.on_commit(partial(_submit, run.pk))
+                transaction.on_commit(
+                    partial(_submit_new, executor, run.pk, version.definition, run.dispatched_at)
+                )
     except IntegrityError:
         if idempotency_key is None:
             raise
         # Another request with the same key won the race: return its run.
         return Run.objects.get(workflow=workflow, idempotency_key=idempotency_key)
     return run
+
+
+def _submit_new(executor: Any, run_id: int, definition: dict, dispatched_at: Any) -> None:
+    executor.submit_new(run_id, definition=definition, dispatched_at=dispatched_at)
 
 
 def _submit(run_id: int) -> None:

@@ -20,6 +20,15 @@ class Executor(ABC):
         periodic sweep dispatches it again.
         """
 
+    #: Whether runs reach this executor as broker messages; `start_run` then stamps
+    #: `Run.dispatched_at` in the row it inserts (see `submit_new`).
+    dispatches_messages = False
+
+    def submit_new(self, run_id: int, *, definition: dict, dispatched_at: object) -> None:
+        """Submit a run `start_run` just created, with its version's definition (no query for
+        it) and, where `dispatches_messages`, the `dispatched_at` it was inserted with."""
+        self.submit(run_id)
+
     def start(self) -> None:
         """Start background machinery in this process (threads). A no-op where there is none."""
 

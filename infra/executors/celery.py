@@ -23,19 +23,32 @@ class CeleryExecutor(Executor):
     again once the broker answers.
     """
 
+    dispatches_messages = True
+
     def submit(self, run_id: int) -> None:
         self.dispatch(run_id)
 
+    def submit_new(self, run_id: int, *, definition: dict, dispatched_at: object) -> None:
+        if dispatched_at is None:
+            self.dispatch(run_id)
+            return
+        # The row was inserted with its dispatched_at: no statement to stamp it. A process that
+        # dies before publishing leaves the run to the sweep's redispatch of stale stamps.
+        self._publish(run_id, queue_of_definition(definition), dispatched_at)
+
     def dispatch(self, run_id: int) -> bool:
         """Publish the run's task; False when there is no such run or the broker is down."""
-        from runs.tasks import execute_run
-
         stamp = timezone.now()
         version_id = _mark_dispatched(run_id, stamp)
         if version_id is None:
             return False
+        return self._publish(run_id, queue_of_version(version_id), stamp)
+
+    def _publish(self, run_id: int, queue: str, stamp: object) -> bool:
+        from runs.tasks import execute_run
+
         try:
-            execute_run.apply_async((run_id,), queue=queue_of_version(version_id), retry=False)
+            execute_run.apply_async((run_id,), queue=queue, retry=False)
         except (KombuError, OperationalError, OSError) as exc:
             logger.warning("Run %s stays queued: the broker is unreachable (%s)", run_id, exc)
             _unmark_dispatched(run_id, stamp)
@@ -82,3 +95,8 @@ def queue_of_version(version_id: int) -> str:
         .first()
     )
     return queue or settings.CELERY_TASK_DEFAULT_QUEUE
+
+
+def queue_of_definition(definition: dict) -> str:
+    """The queue a definition names, without a query."""
+    return (definition.get("policies") or {}).get("queue") or settings.CELERY_TASK_DEFAULT_QUEUE

@@ -40,6 +40,28 @@ def write_transaction() -> Iterator[None]:
 _run_insert_fields = [field for field in Run._meta.concrete_fields if not field.primary_key]
 
 
+def insert_run_with_event(run: Run, payload: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """INSERT a new Run and its `run.queued` event (number 1) in one statement, outside any
+    transaction; returns the event's channel messages (publish them), or None where this
+    cannot be done (SQLite, or inside a transaction): then use `insert_run`."""
+    conn = connections[DEFAULT_DB_ALIAS]
+    if conn.vendor != "postgresql" or conn.in_atomic_block:
+        return None
+    from runs.engine.pg import execute_one, insert_run_statement
+
+    now = timezone.now()
+    values = [
+        field.get_db_prep_save(field.pre_save(run, True), conn) for field in _run_insert_fields
+    ]
+    sql, params = insert_run_statement(
+        [field.column for field in _run_insert_fields], values, payload, now
+    )
+    (run.pk,) = execute_one(conn, sql, params)
+    run._state.adding = False
+    run._state.db = conn.alias
+    return channel_messages(run.pk, 1, [("run.queued", payload)], now)
+
+
 def insert_run(run: Run) -> None:
     """INSERT a new Run as `run.save()` would (call inside a transaction), sets its pk."""
     quote = connection.ops.quote_name
@@ -209,6 +231,9 @@ def flush_run_changes(
     if connection.in_atomic_block:  # inside a caller's transaction: let Django handle it
         assert claim is None, "a deferred claim is never made inside a transaction"
         return _flush_with_django(run_id, owner, executions, writes, events, final)
+    conn = connections[DEFAULT_DB_ALIAS]
+    if conn.vendor == "postgresql" and (claim is None or final is None):
+        return _flush_postgresql(conn, run_id, owner, executions, writes, events, final, claim)
     step_table = StepRun._meta.db_table
     try:
         with raw_transaction() as raw:
@@ -245,6 +270,30 @@ def flush_run_changes(
     if messages:
         publish_messages(messages)
     return reservation, messages, won
+
+
+def _flush_postgresql(conn, run_id, owner, executions, writes, events, final, claim):
+    """flush_run_changes on PostgreSQL: one statement (runs.engine.pg), one round trip."""
+    from runs.engine.pg import execute_one, flush_statement
+    from runs.events import Reservation, publish_messages
+
+    if claim is not None:
+        events = [("run.started", claim.payload), *events]
+    now = timezone.now()
+    sql, params = flush_statement(
+        run_id, owner, executions, writes, events, now, final=final, claim=claim
+    )
+    row = execute_one(conn, sql, params)
+    if row is None:
+        return None
+    *counters, won = row
+    if won:
+        events = [*events, (f"run.{final[0]}", final[3])]
+    reservation = Reservation(*counters)
+    messages = channel_messages(run_id, reservation.last_seq - len(events) + 1, events, now)
+    if messages:
+        publish_messages(messages)
+    return reservation, messages, bool(won)
 
 
 def _bump(
