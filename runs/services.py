@@ -11,7 +11,13 @@ import jsonschema
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from runs.engine.claims import claim_run, finalize_run, process_executor_id, submit_next_queued
+from runs.engine.claims import (
+    claim_run,
+    executing_here,
+    finalize_run,
+    process_executor_id,
+    submit_next_queued,
+)
 from runs.engine.db import insert_run, insert_run_with_event, write_transaction
 from runs.engine.execution import RunExecution
 from runs.events import Reservation, insert_events, publish_messages
@@ -235,6 +241,12 @@ def execute_run(run_id: int, *, executor_id: str | None = None) -> None:
     """Claim the run and execute it to the end in this thread. Safe to call twice: a run that is
     final, owned by a live executor or held back by its concurrency limit is left alone."""
     executor_id = executor_id or process_executor_id()
+    with executing_here(run_id) as ours:
+        if ours:
+            _claim_and_execute(run_id, executor_id)
+
+
+def _claim_and_execute(run_id: int, executor_id: str) -> None:
     claimed = claim_run(run_id, executor_id, defer=True)
     if claimed is None:
         return

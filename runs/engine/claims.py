@@ -6,7 +6,10 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from functools import lru_cache
 from typing import Any
@@ -29,6 +32,23 @@ from workflows.models import Workflow, WorkflowVersion
 logger = logging.getLogger("runs")
 
 _executor_ids: dict[int, str] = {}
+_executing: set[int] = set()
+_executing_lock = threading.Lock()
+
+
+@contextmanager
+def executing_here(run_id: int) -> Iterator[bool]:
+    """Yields False when a thread of this process is executing the run already (its claim may
+    not be written yet: see execution.LAZY_CLAIM_SECONDS), else True for the block's length."""
+    with _executing_lock:
+        taken = run_id in _executing
+        _executing.add(run_id)
+    try:
+        yield not taken
+    finally:
+        if not taken:
+            with _executing_lock:
+                _executing.discard(run_id)
 
 
 def process_executor_id() -> str:

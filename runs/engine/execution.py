@@ -41,6 +41,10 @@ STOP_GRACE_SECONDS = 2.0
 ABANDONED_GRACE_SECONDS = 1.0
 # Step outputs up to this size travel in the step.succeeded event for the live console.
 EVENT_OUTPUT_MAX_BYTES = 8 * 1024
+# A fresh run's first steps, when idempotent, start before the claim is written; the claim is
+# written with their results if they end within this window (one transaction fewer per run),
+# else when it closes, so the console shows them running a moment later.
+LAZY_CLAIM_SECONDS = 0.05
 
 
 class LostOwnership(Exception):
@@ -69,6 +73,7 @@ class RunExecution:
         self.fresh = fresh  # claimed from the queue as a new run: no step rows exist
         # Or the claim is not written yet: the first flush writes it, with the step rows.
         self.claim = claim
+        self.lazy_claim_until: float | None = None  # see LAZY_CLAIM_SECONDS
         definition = run.version.definition
         self.definition = definition
         self.specs = {step["id"]: step for step in definition["steps"]}
@@ -117,6 +122,8 @@ class RunExecution:
             try:
                 outcome = self._load_steps() or self._loop()
             except LostOwnership:
+                for attempt in self.in_flight.values():
+                    attempt.ctx.cancel.set()  # started before a claim that lost
                 return Outcome("lost")
             return self._finish(outcome)
         finally:
@@ -196,7 +203,9 @@ class RunExecution:
                 return Outcome(Run.Status.TIMED_OUT, error="run timed out")
             self._expire_attempts(now)
             to_start = [] if self.failure else self._schedule(now)
-            if to_start or self.in_flight or self.retry_at or self.ready or self.skips_dirty:
+            if self._claim_may_wait(to_start, now):
+                pass  # the first steps start now; the claim is written with their results
+            elif to_start or self.in_flight or self.retry_at or self.ready or self.skips_dirty:
                 self._flush()
             # else the run ends now (failed or completed): its last writes are flushed with
             # the run's final state, in one transaction.
@@ -211,8 +220,26 @@ class RunExecution:
                 return self._completed()
             self._wait(now)
 
+    def _claim_may_wait(self, to_start: list[tuple[Any, Attempt]], now: float) -> bool:
+        """Whether the unwritten claim (and the first steps' start) may wait for those steps'
+        results: only for the first steps, all idempotent (a crash meanwhile reruns them,
+        which they allow), only while the window is open and nothing else must be written."""
+        if self.claim is None or self.failure or self.retry_at:
+            return False
+        if self.lazy_claim_until is None:
+            if not to_start or not all(
+                policies.is_idempotent(self.specs[attempt.step_id], node)
+                for node, attempt in to_start
+            ):
+                return False
+            self.lazy_claim_until = now + LAZY_CLAIM_SECONDS
+            return True
+        return not to_start and now < self.lazy_claim_until
+
     def _wait(self, now: float) -> None:
         wake_at = [self.deadline, *self.retry_at.values()]
+        if self.claim is not None and self.lazy_claim_until is not None:
+            wake_at.append(self.lazy_claim_until)
         wake_at += [a.deadline for a in self.in_flight.values() if a.deadline is not None]
         try:
             message = self.inbox.get(timeout=max(min(wake_at) - now, 0.0) + 0.001)

@@ -142,7 +142,7 @@ def test_it_numbers_events_without_gaps_or_duplicates_under_concurrent_writers()
     assert run.last_event_seq == 101
 
 
-async def test_it_publishes_each_event_to_the_run_group_and_the_runs_group_after_commit():
+async def test_it_publishes_events_to_the_run_group_and_run_status_events_to_the_runs_group():
     layer = get_channel_layer()
     run = await database_sync_to_async(services.start_run)(
         await database_sync_to_async(make_workflow)(chain("published", 1))
@@ -153,13 +153,17 @@ async def test_it_publishes_each_event_to_the_run_group_and_the_runs_group_after
     await layer.group_add(f"run-{run.pk}", run_channel)
     await layer.group_add("runs", all_channel)
 
-    event = await database_sync_to_async(append_event)(run, "step.log", {"text": "hello"})
+    log = await database_sync_to_async(append_event)(run, "step.log", {"text": "hello"})
+    status = await database_sync_to_async(append_event)(run, "run.note", {"text": "status"})
 
-    for channel in (run_channel, all_channel):
-        message = await asyncio.wait_for(layer.receive(channel), 5)
+    for event in (log, status):
+        message = await asyncio.wait_for(layer.receive(run_channel), 5)
         assert message["type"] == "run.event" and message["run_id"] == run.pk
-        assert message["seq"] == event.seq and message["event"] == "step.log"
-        assert message["payload"] == {"text": "hello"}
+        assert message["seq"] == event.seq and message["event"] == event.type
+        assert message["payload"] == event.payload
+    # The runs list only shows run status changes: a step event never reaches its group.
+    message = await asyncio.wait_for(layer.receive(all_channel), 5)
+    assert message["seq"] == status.seq and message["event"] == "run.note"
     await layer.group_discard(f"run-{run.pk}", run_channel)
     await layer.group_discard("runs", all_channel)
 
