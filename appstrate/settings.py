@@ -216,6 +216,10 @@ CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_DEFAULT_QUEUE", default="appstrate")
 # Celery pool processes keep their PostgreSQL connection between tasks (each run is one task;
 # a new connection per run costs as much as a few steps' queries); web processes do not.
 WORKER_CONN_MAX_AGE = env.int("WORKER_CONN_MAX_AGE", default=60)
+# Celery's Django fixup closes every database connection after each task unless this is set
+# (then after every 2 x this many tasks): a reconnection per run cost more than the run's own
+# statements. WORKER_CONN_MAX_AGE still retires connections older than that, between tasks.
+CELERY_DB_REUSE_MAX = 1000
 
 # The in-process executor (tiers 0 and 1): how many runs execute at once in the serving process.
 EXECUTOR_CONCURRENCY = env.int("EXECUTOR_CONCURRENCY", default=4)

@@ -20,8 +20,10 @@ to Redis for Celery. Same clock, same machine.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import os
+import secrets
 import signal
 import statistics
 import subprocess
@@ -245,6 +247,13 @@ def main() -> None:
     recreate_database(admin_url, db_name)
     os.environ["DATABASE_URL"] = database_url
     os.environ["REDIS_PREFIX"] = f"bench-{os.getpid()}"
+    # As deployed: DEBUG off (Django would keep every query of the worker), with the secrets
+    # that production requires then.
+    os.environ.update(
+        DEBUG="false",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        CREDENTIALS_KEYS=f"bench:{base64.b64encode(os.urandom(32)).decode()}",  # ID:AES-256 key
+    )
     worker = None
     try:
         setup_django()

@@ -105,6 +105,11 @@ class RunEventsConsumer(AsyncWebsocketConsumer):
         if getattr(self, "group", None):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
+    async def run_events(self, message: dict[str, Any]) -> None:
+        """A bundle of this run's events, in order (runs.events.bundle)."""
+        for event in _bundled(message):
+            await self.run_event(event)
+
     async def run_event(self, message: dict[str, Any]) -> None:
         seq = message.get("seq")
         if not isinstance(seq, int) or seq <= self.last_seq:
@@ -185,6 +190,10 @@ class RunsConsumer(AsyncWebsocketConsumer):
         if getattr(self, "group", None):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
+    async def run_events(self, message: dict[str, Any]) -> None:
+        for event in _bundled(message):
+            await self.run_event(event)
+
     async def run_event(self, message: dict[str, Any]) -> None:
         if str(message.get("event", "")).startswith("run."):
             await self.send(text_data=json.dumps(message_frame(message), default=str))
@@ -193,6 +202,13 @@ class RunsConsumer(AsyncWebsocketConsumer):
         await self.send(
             text_data=json.dumps({"kind": "error", "message": "This socket only streams."})
         )
+
+
+def _bundled(message: dict[str, Any]) -> list[dict[str, Any]]:
+    events = message.get("events")
+    return (
+        [event for event in events if isinstance(event, dict)] if isinstance(events, list) else []
+    )
 
 
 def _parse_client_message(text: str | None) -> dict[str, Any] | None:

@@ -232,14 +232,26 @@ class _Publisher:
 
 
 async def _send(layer: Any, messages: list[dict]) -> None:
+    """One group send per run and batch (a `run.events` bundle when there are several): each
+    send is a Redis publish at tier 2, and a run's steps produce bursts of events."""
     if layer is None:
         return
+    by_run: dict[int, list[dict]] = {}
     for message in messages:
-        await layer.group_send(f"run-{message['run_id']}", message)
-        # The runs list shows run status changes only: step events would cost a Redis
-        # publish each for nothing.
-        if message["event"].startswith("run."):
-            await layer.group_send(RUNS_GROUP, message)
+        by_run.setdefault(message["run_id"], []).append(message)
+    for run_id, batch in by_run.items():
+        await layer.group_send(f"run-{run_id}", bundle(run_id, batch))
+        # The runs list shows run status changes only.
+        statuses = [message for message in batch if message["event"].startswith("run.")]
+        if statuses:
+            await layer.group_send(RUNS_GROUP, bundle(run_id, statuses))
+
+
+def bundle(run_id: int, messages: list[dict]) -> dict:
+    """One channel message for a run's events, in order: the message itself when alone."""
+    if len(messages) == 1:
+        return messages[0]
+    return {"type": "run.events", "run_id": run_id, "events": messages}
 
 
 _publisher_lock = threading.Lock()

@@ -212,3 +212,37 @@ async def test_it_answers_not_found_for_an_absurd_run_id(alice):
     _communicator, connected, code = await connect("/ws/runs/99999999999999999999999/", alice)
     assert not connected
     assert code == 4404
+
+
+async def test_it_unpacks_a_bundle_of_events_in_order_on_both_sockets(pipeline_run, bob):
+    from channels.layers import get_channel_layer
+
+    from runs.events import bundle, channel_message
+
+    run_socket, connected, _ = await connect(f"/ws/runs/{pipeline_run.pk}/", bob)
+    assert connected
+    runs_socket, connected, _ = await connect("/ws/runs/", bob)
+    assert connected
+    events = [
+        await database_sync_to_async(record_event)(pipeline_run, type_, {}, publish=False)
+        for type_ in ("run.started", "step.started", "step.succeeded")
+    ]
+    layer = get_channel_layer()
+    messages = [channel_message(event) for event in events]
+    await layer.group_send(f"run-{pipeline_run.pk}", bundle(pipeline_run.pk, messages))
+    await layer.group_send("runs", bundle(pipeline_run.pk, messages))
+    frames = await receive_events(run_socket, 3)
+    assert [(f["seq"], f["type"]) for f in frames] == [
+        (1, "run.started"),
+        (2, "step.started"),
+        (3, "step.succeeded"),
+    ]
+    frame = await runs_socket.receive_json_from(timeout=5)
+    assert (frame["seq"], frame["type"]) == (1, "run.started")
+    assert await run_socket.receive_nothing(timeout=0.2)
+    assert await runs_socket.receive_nothing(timeout=0.2)
+    # A malformed bundle is ignored, not a crash of the socket.
+    await layer.group_send(f"run-{pipeline_run.pk}", {"type": "run.events", "events": "x"})
+    assert await run_socket.receive_nothing(timeout=0.2)
+    await run_socket.disconnect()
+    await runs_socket.disconnect()

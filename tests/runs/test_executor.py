@@ -142,6 +142,15 @@ def test_it_numbers_events_without_gaps_or_duplicates_under_concurrent_writers()
     assert run.last_event_seq == 101
 
 
+async def receive_events(layer, channel, count):
+    """`count` event messages from a channel, bundles (runs.events.bundle) unpacked."""
+    events = []
+    while len(events) < count:
+        message = await asyncio.wait_for(layer.receive(channel), 5)
+        events += message["events"] if message["type"] == "run.events" else [message]
+    return events
+
+
 async def test_it_publishes_events_to_the_run_group_and_run_status_events_to_the_runs_group():
     layer = get_channel_layer()
     run = await database_sync_to_async(services.start_run)(
@@ -156,16 +165,33 @@ async def test_it_publishes_events_to_the_run_group_and_run_status_events_to_the
     log = await database_sync_to_async(append_event)(run, "step.log", {"text": "hello"})
     status = await database_sync_to_async(append_event)(run, "run.note", {"text": "status"})
 
-    for event in (log, status):
-        message = await asyncio.wait_for(layer.receive(run_channel), 5)
+    received = await receive_events(layer, run_channel, 2)
+    for event, message in zip((log, status), received, strict=True):
         assert message["type"] == "run.event" and message["run_id"] == run.pk
         assert message["seq"] == event.seq and message["event"] == event.type
         assert message["payload"] == event.payload
     # The runs list only shows run status changes: a step event never reaches its group.
-    message = await asyncio.wait_for(layer.receive(all_channel), 5)
+    (message,) = await receive_events(layer, all_channel, 1)
     assert message["seq"] == status.seq and message["event"] == "run.note"
     await layer.group_discard(f"run-{run.pk}", run_channel)
     await layer.group_discard("runs", all_channel)
+
+
+async def test_it_publishes_a_burst_of_one_runs_events_as_one_ordered_bundle():
+    from runs.events import publish_messages
+
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add("run-424242", channel)
+    burst = [
+        {"type": "run.event", "run_id": 424242, "seq": seq, "event": "step.log", "payload": {}}
+        for seq in (1, 2, 3)
+    ]
+    publish_messages(burst)  # handed over at once: the publisher sends them in one batch
+    message = await asyncio.wait_for(layer.receive(channel), 5)
+    assert message["type"] == "run.events" and message["run_id"] == 424242
+    assert [event["seq"] for event in message["events"]] == [1, 2, 3]
+    await layer.group_discard("run-424242", channel)
 
 
 def follow_here() -> list[str]:
