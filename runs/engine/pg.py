@@ -190,5 +190,7 @@ def execute_one(connection: Any, sql: str, params: dict[str, Any]) -> tuple[Any,
     assert not connection.in_atomic_block
     connection.ensure_connection()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, params)
+        # Prepared: the loop's statements come in a few shapes per workflow, and parsing and
+        # planning them again each time was a good part of the database's CPU.
+        cursor.execute(sql, params, prepare=True)
         return cursor.fetchone()
