@@ -19,12 +19,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from credentials.masking import mask
-from runs.engine.db import (
-    ClaimWrite,
-    claim_without_limit,
-    finalize_without_django,
-    write_transaction,
-)
+from runs.engine.db import write_transaction
+from runs.engine.writes import ClaimWrite, claim_without_limit, finalize_without_django
 from runs.events import append_events
 from runs.models import Run, StepRun
 from workflows.models import Workflow, WorkflowVersion

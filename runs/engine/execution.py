@@ -24,8 +24,9 @@ from credentials.masking import mask
 from runs.engine import policies
 from runs.engine.attempts import Attempt, AttemptDone, LogLine, Wake, start_attempt
 from runs.engine.claims import final_event, submit_next_queued
-from runs.engine.db import ClaimWrite, create_step_rows, flush_run_changes
+from runs.engine.db import create_step_rows
 from runs.engine.signals import RunHandle, register, unregister
+from runs.engine.writes import ClaimWrite, flush_run_changes
 from runs.events import MAX_LOG_CHARS
 from runs.models import Run, StepRun
 from workflows.expressions import ExpressionError, evaluate, render

@@ -4,7 +4,7 @@ Data-modifying CTEs: `upd` bumps the run's counters (and claims or finishes it),
 part (step rows, events) is joined to `upd`, so when its condition fails (the run changed
 hands, the claim lost) nothing at all is written. A single statement in autocommit mode is its
 own transaction. SQLite has no data-modifying CTEs; it keeps the statements of
-`runs.engine.db.flush_run_changes`.
+`runs.engine.writes.flush_run_changes`.
 """
 
 from __future__ import annotations
