@@ -40,25 +40,42 @@ _run_insert_fields = [field for field in Run._meta.concrete_fields if not field.
 
 
 def insert_run_with_event(run: Run, payload: dict[str, Any]) -> list[dict[str, Any]] | None:
-    """INSERT a new Run and its `run.queued` event (number 1) in one statement, outside any
-    transaction; returns the event's channel messages (publish them), or None where this
-    cannot be done (SQLite, or inside a transaction): then use `insert_run`."""
+    """INSERT a new Run and its `run.queued` event (number 1) in a transaction of its own: one
+    statement on PostgreSQL, the driver's own cursor on SQLite. Returns the event's channel
+    messages (publish them), or None inside a caller's transaction: then use `insert_run`."""
     conn = connections[DEFAULT_DB_ALIAS]
-    if conn.vendor != "postgresql" or conn.in_atomic_block:
+    if conn.in_atomic_block:
         return None
-    from runs.engine.pg import execute_one, insert_run_statement
-
-    now = timezone.now()
+    conn.ensure_connection()
     values = [
         field.get_db_prep_save(field.pre_save(run, True), conn) for field in _run_insert_fields
     ]
-    sql, params = insert_run_statement(
-        [field.column for field in _run_insert_fields], values, payload, now
-    )
-    (run.pk,) = execute_one(conn, sql, params)
+    columns = [field.column for field in _run_insert_fields]
+    queued = [("run.queued", payload)]
+    if conn.vendor == "postgresql":
+        from runs.engine.pg import execute_one, insert_run_statement
+
+        now = timezone.now()
+        sql, params = insert_run_statement(columns, values, payload, now)
+        (run.pk,) = execute_one(conn, sql, params)
+        messages = channel_messages(run.pk, 1, queued, now)
+    else:
+        with conn.wrap_database_errors, raw_transaction() as raw:
+            quote = conn.ops.quote_name
+            marks = ", ".join(["%s"] * len(values))
+            raw.cursor.execute(
+                raw.sql(
+                    f"INSERT INTO {Run._meta.db_table} ({', '.join(map(quote, columns))}) "
+                    f"VALUES ({marks}) "
+                    "RETURNING id"
+                ),
+                values,
+            )
+            (run.pk,) = raw.cursor.fetchone()
+            messages = raw.insert_events(run.pk, 1, queued)
     run._state.adding = False
     run._state.db = conn.alias
-    return channel_messages(run.pk, 1, [("run.queued", payload)], now)
+    return messages
 
 
 def insert_run(run: Run) -> None:

@@ -111,6 +111,32 @@ def test_it_holds_runs_above_the_concurrency_limit_in_the_queue_and_starts_them_
         assert later.started_at >= earlier.finished_at  # never two at once, in created order
 
 
+@pytest.mark.tier0
+def test_it_copies_the_sqlite_log_into_the_database_file_while_it_runs(executor):
+    """Checkpoints happen in the executor's own thread, not in a commit that holds the writer
+    lock: a commit only appends to the log, and the database file catches up within a second."""
+    from pathlib import Path
+
+    database = Path(connections["default"].settings_dict["NAME"])
+
+    def write_and_watch(seconds):
+        before = database.stat().st_mtime_ns
+        make_workflow(chain(f"checkpointed-{time.monotonic_ns()}", 1))  # a few pages of log
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if database.stat().st_mtime_ns != before:
+                return True
+            time.sleep(0.02)
+        return False
+
+    # Without the executor nobody checkpoints a log this small: the file stays as it was.
+    assert not write_and_watch(0.5)
+    running = executor()
+    assert write_and_watch(2.0)
+    running.stop()
+    assert not any(t.name == "appstrate-sqlite-checkpoint" for t in threading.enumerate())
+
+
 def test_it_only_starts_in_serving_processes():
     assert is_serving_process(["manage.py", "runserver"])
     assert is_serving_process(["/usr/bin/daphne", "appstrate.asgi:application"])
