@@ -123,10 +123,7 @@ def main() -> None:
         "--rounds", type=int, default=3, help="rounds of --runs runs (the median is reported)"
     )
     parser.add_argument("--profile", action="store_true", help="cProfile the chain runs")
-    parser.add_argument("--switch-interval", type=float, help="sys.setswitchinterval (seconds)")
     args = parser.parse_args()
-    if args.switch_interval:
-        sys.setswitchinterval(args.switch_interval)
 
     data_dir = ROOT / "data" / "bench-engine"
     shutil.rmtree(data_dir, ignore_errors=True)
