@@ -4,7 +4,6 @@ and the login it prints opens the admin index."""
 import http.cookiejar
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.infra.processes import ROOT, unused_port
+from tests.infra.processes import ROOT, stop_group, unused_port
 
 LOGIN = re.compile(r"^Operator login: (\S+) / (\S+)$", re.MULTILINE)
 
@@ -101,12 +100,7 @@ def test_it_starts_the_console_on_a_fresh_clone_and_the_printed_login_works(tmp_
         username, password = wait_for_login(console, log, url)
         index = log_in_through_the_form(url, username, password)
     finally:
-        os.killpg(console.pid, signal.SIGTERM)
-        try:
-            console.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(console.pid, signal.SIGKILL)
-            console.wait()
+        stop_group(console)
 
     # It should show the console's index to the logged-in operator.
     assert "Appstrate console" in index

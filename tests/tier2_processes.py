@@ -78,6 +78,12 @@ class ChildProcess:
         self.proc: subprocess.Popen | None = None
         self._log_offset = 0
 
+    def __enter__(self) -> ChildProcess:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
     def start(self) -> ChildProcess:
         # Output of an earlier start (a restart appends to the same log) does not count.
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0

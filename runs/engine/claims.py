@@ -102,7 +102,7 @@ def claim_run(run_id: int, executor_id: str, *, defer: bool = False) -> tuple[Ru
     run.pending_claim = None
     if defer and new_steps is not None:
         run.pending_claim = claim
-    elif claim_without_limit(run_id, claim) is None:
+    elif not claim_without_limit(run_id, claim):
         return None
     if new_steps is not None:
         run.has_steps = True

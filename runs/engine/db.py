@@ -211,16 +211,15 @@ def raw_transaction() -> Iterator[Raw]:
             cursor.close()
 
 
-def create_step_rows(run_id: int, steps: list[tuple[str, str]]) -> dict[str, int]:
-    """Insert pending StepRun rows (step id, node type) in one statement; return their ids."""
-    if not steps:
-        return {}
-    with raw_transaction() as raw:
-        return insert_step_rows(raw, run_id, steps)
+def create_step_rows(run_id: int, steps: list[tuple[str, str]]) -> None:
+    """Insert pending StepRun rows (step id, node type) in one statement."""
+    if steps:
+        with raw_transaction() as raw:
+            insert_step_rows(raw, run_id, steps)
 
 
-def insert_step_rows(raw: Raw, run_id: int, steps: list[tuple[str, str]]) -> dict[str, int]:
-    """Insert pending step rows inside `raw_transaction`; return their ids by step id."""
+def insert_step_rows(raw: Raw, run_id: int, steps: list[tuple[str, str]]) -> None:
+    """Insert pending step rows inside `raw_transaction` (later writes find them by step id)."""
     values = ", ".join(["(%s, %s, %s, %s, 0, '', '')"] * len(steps))
     params: list[Any] = []
     for step_id, node_type in steps:
@@ -228,8 +227,7 @@ def insert_step_rows(raw: Raw, run_id: int, steps: list[tuple[str, str]]) -> dic
     raw.cursor.execute(
         raw.sql(
             f"INSERT INTO {StepRun._meta.db_table} (run_id, step_id, node_type, status, "
-            f"attempt, error, logs) VALUES {values} RETURNING id, step_id"
+            f"attempt, error, logs) VALUES {values}"
         ),
         params,
     )
-    return {step_id: row_id for row_id, step_id in raw.cursor.fetchall()}

@@ -204,12 +204,11 @@ class RunExecution:
                 return Outcome(Run.Status.TIMED_OUT, error="run timed out")
             self._expire_attempts(now)
             to_start = [] if self.failure else self._schedule(now)
-            if self._claim_may_wait(to_start, now):
-                pass  # the first steps start now; the claim is written with their results
-            elif to_start or self.in_flight or self.retry_at or self.ready or self.skips_dirty:
+            pending = to_start or self.in_flight or self.retry_at or self.ready or self.skips_dirty
+            # Nothing pending: the run ends now, its last writes go with its final state. A
+            # claim that may wait goes with its first steps' results.
+            if pending and not self._claim_may_wait(to_start, now):
                 self._flush()
-            # else the run ends now (failed or completed): its last writes are flushed with
-            # the run's final state, in one transaction.
             for node, attempt in to_start:
                 attempt.restart_clock()  # the step's time counts from here, after the flush
                 start_attempt(node, attempt, self.inbox)

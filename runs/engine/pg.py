@@ -9,6 +9,8 @@ own transaction. SQLite has no data-modifying CTEs; it keeps the statements of
 
 from __future__ import annotations
 
+from enum import Enum
+from functools import lru_cache
 from typing import Any
 
 import psycopg
@@ -17,29 +19,24 @@ from psycopg.types.json import Jsonb
 from runs.models import Run, RunEvent, StepRun
 
 _JSON = {"input", "output", "payload"}
-# The columns a new step row gets, with their defaults (a write of the same flush overrides).
-_STEP_DEFAULTS: dict[str, Any] = {
-    "status": StepRun.Status.PENDING.value,
-    "attempt": 0,
-    "input": None,
-    "output": None,
-    "error": "",
-    "logs": "",
-    "started_at": None,
-    "finished_at": None,
-    "duration_ms": None,
-}
-_STEP_TYPES = {
-    "status": "text",
-    "attempt": "integer",
-    "input": "jsonb",
-    "output": "jsonb",
-    "error": "text",
-    "logs": "text",
-    "started_at": "timestamptz",
-    "finished_at": "timestamptz",
-    "duration_ms": "integer",
-}
+# A new step row's own columns (besides run, step id and node type): their model defaults,
+# which a write of the same flush overrides, and their database types for the casts.
+_STEP_KEYS = {"id", "run_id", "step_id", "node_type"}
+
+
+def _plain(value: Any) -> Any:
+    return value.value if isinstance(value, Enum) else value  # a choices default: its value
+
+
+@lru_cache(maxsize=1)
+def _step_columns() -> list[tuple[str, Any, str]]:
+    from django.db import connection
+
+    return [
+        (field.attname, _plain(field.get_default()), field.db_type(connection))
+        for field in StepRun._meta.concrete_fields
+        if field.attname not in _STEP_KEYS
+    ]
 
 
 class _Params(dict):
@@ -149,14 +146,18 @@ def _insert_steps(
 ) -> str:
     """A fresh run's step rows, each with what this flush writes to it: the rows do not exist
     yet, and a CTE cannot update rows another CTE of the statement inserts."""
-    names = list(_STEP_DEFAULTS)
+    columns = _step_columns()
+    names = [name for name, _default, _type in columns]
     unknown = {name for fields in writes.values() for name in fields} - set(names)
     assert not unknown, f"no column for {unknown}"
     rows = []
     for step_id, node_type in steps:
-        values = {**_STEP_DEFAULTS, **writes.get(step_id, {})}
+        fields = writes.get(step_id, {})
         cells = [f"{p.add(step_id)}::text", f"{p.add(node_type)}::text"]
-        cells += [f"{p.add(values[n], n)}::{_STEP_TYPES[n]}" for n in names]
+        cells += [
+            f"{p.add(fields.get(name, default), name)}::{db_type}"
+            for name, default, db_type in columns
+        ]
         rows.append(f"({', '.join(cells)})")
     column_list = ", ".join(f'"{n}"' for n in names)
     return (

@@ -194,21 +194,21 @@ def _claim(
     return raw.cursor.fetchone()
 
 
-def claim_without_limit(run_id: int, claim: ClaimWrite) -> dict[str, int] | None:
-    """Take a run and append `run.started` now, in a transaction of its own (see `_claim`).
-
-    With `claim.new_steps` (a run fresh from the queue), its pending step rows are created in
-    the same transaction. Returns their ids ({} without), or None if the claim lost."""
+def claim_without_limit(run_id: int, claim: ClaimWrite) -> bool:
+    """Take a run and append `run.started` now, in a transaction of its own (see `_claim`);
+    with `claim.new_steps` (a run fresh from the queue), create its pending step rows in the
+    same transaction. False when the claim lost."""
     from runs.events import publish_messages
 
     with raw_transaction() as raw:
         row = _claim(raw, run_id, claim, 1)
         if row is None:
-            return None
+            return False
         messages = raw.insert_events(run_id, row[0], [("run.started", claim.payload)])
-        ids = insert_step_rows(raw, run_id, claim.new_steps) if claim.new_steps else {}
+        if claim.new_steps:
+            insert_step_rows(raw, run_id, claim.new_steps)
     publish_messages(messages)
-    return ids
+    return True
 
 
 def finalize_without_django(

@@ -59,8 +59,11 @@ async def test_it_refuses_a_foreign_origin(pipeline_run, alice):
     assert not connected
 
 
-async def test_it_answers_not_found_for_an_unknown_run(alice):
-    _communicator, connected, code = await connect("/ws/runs/999999/", alice)
+@pytest.mark.parametrize(
+    "run_id", ["999999", "99999999999999999999999"], ids=["unknown", "absurdly-large"]
+)
+async def test_it_answers_not_found_for_a_run_that_does_not_exist(alice, run_id):
+    _communicator, connected, code = await connect(f"/ws/runs/{run_id}/", alice)
     assert not connected
     assert code == 4404
 
@@ -206,12 +209,6 @@ async def test_it_replays_a_long_history_in_pages_without_gaps(pipeline_run, bob
     assert [f["seq"] for f in frames] == list(range(2, 11))
     assert await communicator.receive_nothing(timeout=0.2)
     await communicator.disconnect()
-
-
-async def test_it_answers_not_found_for_an_absurd_run_id(alice):
-    _communicator, connected, code = await connect("/ws/runs/99999999999999999999999/", alice)
-    assert not connected
-    assert code == 4404
 
 
 async def test_it_unpacks_a_bundle_of_events_in_order_on_both_sockets(pipeline_run, bob):

@@ -55,11 +55,8 @@ def console_server(transactional_db, tmp_path, request):
     does at tier 2."""
     if settings.REDIS_URL:
         request.getfixturevalue("celery_worker_process")
-    server = Daphne(tmp_path).start()
-    try:
+    with Daphne(tmp_path).start() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

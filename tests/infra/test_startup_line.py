@@ -1,7 +1,5 @@
 """Every process start logs one line naming the tier and each port's adapter, exactly once."""
 
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,6 +14,7 @@ from tests.infra.processes import (
     process_env,
     serving,
     startup_lines,
+    stop_group,
     unused_port,
 )
 
@@ -98,12 +97,7 @@ def test_it_logs_the_startup_line_once_when_a_celery_worker_starts(tmp_path, set
             assert worker.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait()
+        stop_group(worker)
     # The prefork children are forked after setup: still one line for the whole worker.
     lines = startup_lines(log.read_text())
     assert len(lines) == 1, log.read_text()

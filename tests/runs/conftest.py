@@ -48,6 +48,20 @@ def py(step_id: str, function: str, args: dict | None = None, depends_on=(), **e
     }
 
 
+def pid_sleeper(step_id: str, pidfile, **extra) -> dict:
+    """A shell `script` step that writes its process id to `pidfile`, then sleeps 30 s."""
+    return {
+        "id": step_id,
+        "type": "script",
+        "config": {
+            "language": "shell",
+            "source": 'echo $$ > "$PIDFILE"; exec sleep 30',
+            "env": {"PIDFILE": str(pidfile)},
+        },
+        **extra,
+    }
+
+
 def chain(slug: str, count: int, function: str = "noop", **policies) -> dict:
     steps = [py(f"s{i}", function, depends_on=[f"s{i - 1}"] if i else []) for i in range(count)]
     return {"slug": slug, "steps": steps, "policies": policies}

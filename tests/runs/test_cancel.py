@@ -12,7 +12,7 @@ from runs import services
 from runs.engine.claims import claim_run, finalize_run
 from runs.exceptions import RunNotCancellable
 from runs.models import Run, StepRun
-from tests.runs.conftest import chain, execute_in_thread, make_workflow, py
+from tests.runs.conftest import chain, execute_in_thread, make_workflow, pid_sleeper, py
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -74,22 +74,7 @@ def test_it_stops_between_steps_when_cancelled():
 
 def test_it_kills_the_process_of_a_running_script_step_when_cancelled(tmp_path):
     pidfile = tmp_path / "pid"
-    workflow = make_workflow(
-        {
-            "slug": "cancel-script",
-            "steps": [
-                {
-                    "id": "sleeper",
-                    "type": "script",
-                    "config": {
-                        "language": "shell",
-                        "source": 'echo $$ > "$PIDFILE"; exec sleep 30',
-                        "env": {"PIDFILE": str(pidfile)},
-                    },
-                }
-            ],
-        }
-    )
+    workflow = make_workflow({"slug": "cancel-script", "steps": [pid_sleeper("sleeper", pidfile)]})
     run = services.start_run(workflow)
     worker = execute_in_thread(run)
     assert wait_for(lambda: pidfile.exists() and pidfile.read_text().strip())

@@ -35,12 +35,8 @@ def queue_messages(client: redis.Redis, queue: str) -> list[dict]:
 @pytest.fixture
 def broker(tmp_path):
     """Point this process's Celery app at a private redis-server for the test."""
-    server = RedisServer(tmp_path).start()
-    try:
-        with celery_broker(server.url):
-            yield server
-    finally:
-        server.stop()
+    with RedisServer(tmp_path).start() as server, celery_broker(server.url):
+        yield server
 
 
 @pytest.mark.django_db

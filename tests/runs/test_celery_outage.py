@@ -21,11 +21,8 @@ pytestmark = [pytest.mark.tier2, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def private_redis(tmp_path):
-    server = RedisServer(tmp_path).start()
-    try:
+    with RedisServer(tmp_path).start() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from runs import services
 from runs.exceptions import InvalidInput
 from runs.models import Run, StepRun
 from tests.runs import steps
-from tests.runs.conftest import chain, make_workflow, py
+from tests.runs.conftest import chain, make_workflow, pid_sleeper, py
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -120,16 +120,7 @@ def test_it_stops_waiting_for_a_python_step_at_its_timeout():
 
 def test_it_kills_a_script_step_process_at_its_timeout(tmp_path):
     pidfile = tmp_path / "pid"
-    script = {
-        "id": "sleeper",
-        "type": "script",
-        "config": {
-            "language": "shell",
-            "source": 'echo $$ > "$PIDFILE"; exec sleep 30',
-            "env": {"PIDFILE": str(pidfile)},
-        },
-        "policies": {"timeout_seconds": 1},
-    }
+    script = pid_sleeper("sleeper", pidfile, policies={"timeout_seconds": 1})
     started = time.monotonic()
     run = run_to_end(make_workflow({"slug": "script-timeout", "steps": [script]}))
 

@@ -1,11 +1,13 @@
 """Fixtures for the tier 3 tests: a Docker engine and an S3 server are up (bin/test's pass)."""
 
+import threading
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
+from infra.runners.base import ScriptSpec
 from infra.runners.docker import docker_client
 from tests.tier3 import echo_server
 
@@ -39,3 +41,8 @@ def outside(settings, test_label):
     finally:
         server.remove(force=True)
         network.remove()
+
+
+def run_script(adapter, cancel=None, **spec):
+    """Run a ScriptSpec made of `spec` through a run adapter (never cancelled by default)."""
+    return adapter.run_script(ScriptSpec(**spec), cancel=cancel or threading.Event())

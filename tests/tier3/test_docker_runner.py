@@ -17,6 +17,7 @@ from infra.runners.docker import (
     docker_client,
     remove_stale_resources,
 )
+from tests.tier3.conftest import run_script
 from tests.tier3.creds import bearer
 
 pytestmark = pytest.mark.tier3
@@ -34,12 +35,8 @@ def adapter(test_label):
     assert adapter.client.networks.list(filters=filters) == []
 
 
-def _run(adapter, cancel=None, **spec):
-    return adapter.run_script(ScriptSpec(**spec), cancel=cancel or threading.Event())
-
-
 def test_it_runs_a_python_script_with_its_input_and_environment(adapter):
-    result = _run(
+    result = run_script(
         adapter,
         language="python",
         source="import os, sys\nprint(sys.stdin.read().upper(), os.environ['GREETING'])\n"
@@ -53,7 +50,7 @@ def test_it_runs_a_python_script_with_its_input_and_environment(adapter):
 
 
 def test_it_runs_a_shell_script_and_reports_its_exit_code(adapter):
-    result = _run(adapter, language="shell", source='echo "as $(id -un)"; exit 3')
+    result = run_script(adapter, language="shell", source='echo "as $(id -un)"; exit 3')
     assert result.exit_code == 3
     # It should run as the image's unprivileged user, never root.
     assert result.stdout == "as runner\n"
@@ -61,7 +58,7 @@ def test_it_runs_a_shell_script_and_reports_its_exit_code(adapter):
 
 def test_it_kills_the_container_on_timeout(adapter):
     started = time.monotonic()
-    result = _run(adapter, language="shell", source="sleep 120", timeout_seconds=2)
+    result = run_script(adapter, language="shell", source="sleep 120", timeout_seconds=2)
     assert result.timed_out and not result.cancelled
     assert result.exit_code is None
     assert time.monotonic() - started < 30
@@ -92,7 +89,7 @@ def test_it_kills_the_container_on_cancel(adapter):
 
 
 def test_it_enforces_the_memory_limit(adapter):
-    result = _run(
+    result = run_script(
         adapter,
         language="python",
         source="blocks = [bytearray(16 * 1024 * 1024) for _ in range(32)]\nprint('survived')",
@@ -123,7 +120,7 @@ print(json.dumps(report))
 
 def test_it_reaches_the_outside_only_through_the_sidecar(adapter, outside):
     cred = bearer("outside_api", SECRET, [f"{outside}:8000"])
-    result = _run(
+    result = run_script(
         adapter,
         language="python",
         source=PROBE_SCRIPT,
@@ -148,7 +145,7 @@ def test_it_reaches_the_outside_only_through_the_sidecar(adapter, outside):
 
 def test_it_adds_no_credential_for_a_host_it_does_not_allow(adapter, outside):
     cred = bearer("elsewhere", SECRET, ["api.example.com"])
-    result = _run(
+    result = run_script(
         adapter,
         language="python",
         source="import sys, urllib.request\n"
@@ -162,7 +159,7 @@ def test_it_adds_no_credential_for_a_host_it_does_not_allow(adapter, outside):
 
 
 def test_its_sidecar_refuses_private_addresses_by_default(adapter, outside):
-    result = _run(
+    result = run_script(
         adapter,
         language="python",
         source="import sys, urllib.request, urllib.error\n"

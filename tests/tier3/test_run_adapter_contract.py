@@ -8,6 +8,7 @@ import pytest
 from infra.runners.base import ScriptSpec
 from infra.runners.docker import DockerRunAdapter
 from infra.runners.process import ProcessRunAdapter
+from tests.tier3.conftest import run_script
 
 
 @pytest.fixture(params=["process", pytest.param("docker", marks=pytest.mark.tier3)])
@@ -15,12 +16,8 @@ def adapter(request):
     return ProcessRunAdapter() if request.param == "process" else DockerRunAdapter()
 
 
-def _run(adapter, cancel=None, **spec):
-    return adapter.run_script(ScriptSpec(**spec), cancel=cancel or threading.Event())
-
-
 def test_it_gives_stdin_and_env_and_returns_both_streams(adapter):
-    result = _run(
+    result = run_script(
         adapter,
         language="python",
         source="import os, sys\nprint(sys.stdin.read()[::-1], os.environ['WHO'])\n"
@@ -33,13 +30,15 @@ def test_it_gives_stdin_and_env_and_returns_both_streams(adapter):
 
 
 def test_it_runs_shell_scripts(adapter):
-    result = _run(adapter, language="shell", source='read line; echo "got $line"', stdin="x\n")
+    result = run_script(
+        adapter, language="shell", source='read line; echo "got $line"', stdin="x\n"
+    )
     assert (result.exit_code, result.stdout) == (0, "got x\n")
 
 
 def test_it_kills_on_timeout_with_no_exit_code(adapter):
     started = time.monotonic()
-    result = _run(adapter, language="shell", source="sleep 60", timeout_seconds=1)
+    result = run_script(adapter, language="shell", source="sleep 60", timeout_seconds=1)
     assert result.timed_out and result.exit_code is None
     assert time.monotonic() - started < 30
 
