@@ -149,6 +149,10 @@ if APPSTRATE_MODE.database == "sqlite":
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test_db.sqlite3")}
 else:
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+# The engine's hot statements are prepared on each PostgreSQL connection (a third of the
+# database's CPU per run). Turn off behind a pooler that cannot keep them (PgBouncer in
+# transaction mode before 1.21).
+DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis (tier 2+): one URL feeds the broker, the channel layer, cancel pub-sub and the

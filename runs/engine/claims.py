@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from credentials.masking import mask
 from runs.engine.db import write_transaction
+from runs.engine.pg import fetch_one
 from runs.engine.writes import ClaimWrite, claim_without_limit, finalize_without_django
 from runs.events import append_events
 from runs.models import Run, StepRun
@@ -124,9 +125,12 @@ def read_run_for_claim(run_id: int) -> Run | None:
     working out converters and the model's init order, which never change.
     """
     sql, attnames, converters = _claim_read_plan(connection.vendor)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [run_id])
-        row = cursor.fetchone()
+    if connection.vendor == "postgresql":
+        row = fetch_one(connection, sql, [run_id])  # prepared: every task begins with it
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [run_id])
+            row = cursor.fetchone()
     if row is None:
         return None
     values = list(row)

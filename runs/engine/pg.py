@@ -14,11 +14,14 @@ from functools import lru_cache
 from typing import Any
 
 import psycopg
+from django.conf import settings
 from psycopg.types.json import Jsonb
 
 from runs.models import Run, RunEvent, StepRun
 
 _JSON = {"input", "output", "payload"}
+# psycopg prepares a statement by itself once it ran this many times: never, in effect.
+ONLY_WHEN_ASKED = 2**31 - 1
 # A new step row's own columns (besides run, step id and node type): their model defaults,
 # which a write of the same flush overrides, and their database types for the casts.
 _STEP_KEYS = {"id", "run_id", "step_id", "node_type"}
@@ -189,9 +192,22 @@ def execute_one(connection: Any, sql: str, params: dict[str, Any]) -> tuple[Any,
     server-side-binding cursor, Django's client-side one quoting every value in Python; errors
     come out as Django's (IntegrityError...)."""
     assert not connection.in_atomic_block
+    return fetch_one(connection, sql, params)
+
+
+def fetch_one(connection: Any, sql: str, params: Any) -> tuple[Any, ...] | None:
+    """The first row of one statement on Django's connection, through a server-side-binding
+    cursor and, unless settings say otherwise, as a prepared statement: the engine's statements
+    come in a few shapes per workflow, and parsing and planning them again each time was about
+    a third of the database's CPU per run."""
     connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        # Prepared: the loop's statements come in a few shapes per workflow, and parsing and
-        # planning them again each time was a good part of the database's CPU.
-        cursor.execute(sql, params, prepare=True)
+    raw = connection.connection
+    prepare = settings.DATABASE_PREPARED_STATEMENTS
+    if prepare and raw.prepare_threshold is None:
+        # Django turns psycopg's preparing off (None), which also ignores prepare=True. A
+        # threshold never reached prepares exactly the statements asked for (the ORM's
+        # client-side-binding cursors never prepare anything either way).
+        raw.prepare_threshold = ONLY_WHEN_ASKED
+    with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
+        cursor.execute(sql, params, prepare=prepare)
         return cursor.fetchone()
