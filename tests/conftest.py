@@ -18,13 +18,19 @@ def pytest_collection_modifyitems(config, items):
             config.hook.pytest_deselected(items=tier3)
             items[:] = [item for item in items if not item.get_closest_marker("tier3")]
     # Tier 2 tests need the services of the tier 2 pass; tier 0 tests are about the in-process
-    # executor. Each is deselected in the other pass, not skipped, so a skip never hides a gap:
-    # bin/test runs both passes.
-    other = "tier0" if settings.REDIS_URL else "tier2"
-    elsewhere = [item for item in items if item.get_closest_marker(other)]
+    # executor of tiers 0 and 1, and sqlite tests about the tier 0 database itself. Each is
+    # deselected in the passes it does not belong to, not skipped, so a skip never hides a gap:
+    # bin/test runs every pass.
+    other = {"tier0" if settings.REDIS_URL else "tier2"}
+    if settings.APPSTRATE_MODE.database != "sqlite":
+        other.add("sqlite")
+    keep, elsewhere = [], []
+    for item in items:
+        belongs_elsewhere = any(item.get_closest_marker(name) for name in other)
+        (elsewhere if belongs_elsewhere else keep).append(item)
     if elsewhere:
         config.hook.pytest_deselected(items=elsewhere)
-        items[:] = [item for item in items if not item.get_closest_marker(other)]
+        items[:] = keep
 
 
 @pytest.fixture(autouse=True)

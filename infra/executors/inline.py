@@ -81,15 +81,19 @@ class InlineExecutor(Executor):
             thread.join(timeout)
 
     def _work(self) -> None:
-        self._sweep()  # what was queued or interrupted while the process was down
-        while not self._stopping.is_set():
-            try:
-                run_id = self._queue.get(timeout=IDLE_POLL_SECONDS)
-            except queue.Empty:
-                self._sweep()
-                continue
-            if run_id is not None:
-                self._execute(run_id)
+        try:
+            self._sweep()  # what was queued or interrupted while the process was down
+            while not self._stopping.is_set():
+                try:
+                    run_id = self._queue.get(timeout=IDLE_POLL_SECONDS)
+                except queue.Empty:
+                    self._sweep()
+                    continue
+                if run_id is not None:
+                    self._execute(run_id)
+        finally:
+            # A stopped executor holds no database session (PostgreSQL would keep it open).
+            connection.close()
 
     def _checkpoint(self) -> None:
         """Copy SQLite's write-ahead log into the database from this thread, often: otherwise

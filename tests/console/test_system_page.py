@@ -2,6 +2,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
@@ -32,8 +33,9 @@ def test_it_shows_tier_adapters_queue_executors_and_failures(alice_client, runs)
     response = alice_client.get(reverse("admin:system"))
     assert response.status_code == 200
     html = response.content.decode()
-    assert 'id="tier">Tier 0<' in html or 'id="tier">Tier 2<' in html
-    assert "<code>inline</code>" in html or "<code>celery</code>" in html
+    mode = settings.APPSTRATE_MODE
+    assert f'id="tier">Tier {mode.tier}<' in html
+    assert f"<code>{mode.executor}</code>" in html
     assert '<span id="queue-depth">2</span>' in html
     assert "web-1:4242" in html and "worker-9:77" in html
     assert 'data-status-count="failed">1<' in html

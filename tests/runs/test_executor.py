@@ -112,6 +112,7 @@ def test_it_holds_runs_above_the_concurrency_limit_in_the_queue_and_starts_them_
 
 
 @pytest.mark.tier0
+@pytest.mark.sqlite
 def test_it_copies_the_sqlite_log_into_the_database_file_while_it_runs(executor):
     """Checkpoints happen in the executor's own thread, not in a commit that holds the writer
     lock: a commit only appends to the log, and the database file catches up within a second."""

@@ -7,6 +7,7 @@ import threading
 import time
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
 
 from runs import services
 from runs.exceptions import InvalidInput, WorkflowUnavailable
@@ -63,7 +64,7 @@ class Command(BaseCommand):
         worker = None
         if here or get_mode().executor == "inline":
             # No serving process may be running: execute here (a no-op if one already claimed it).
-            worker = threading.Thread(target=services.execute_run, args=(run.pk,), daemon=True)
+            worker = threading.Thread(target=_execute_here, args=(run.pk,), daemon=True)
             worker.start()
         last_seq = 0
         while True:
@@ -103,3 +104,10 @@ def parse_input(text: str) -> dict:
     if not isinstance(value, dict):
         raise CommandError(f"--input must be a JSON object, not {type(value).__name__}.")
     return value
+
+
+def _execute_here(run_id: int) -> None:
+    try:
+        services.execute_run(run_id)
+    finally:
+        connection.close()  # this thread's own session: the command may go on (tests do)
