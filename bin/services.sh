@@ -15,6 +15,7 @@ apt_install() {
 pg_answers() {  # host port
   python - "$1" "$2" <<'PY' 2>/dev/null
 import sys, psycopg
+from psycopg import sql
 psycopg.connect(host=sys.argv[1], port=int(sys.argv[2]), user="postgres", dbname="postgres",
                 connect_timeout=3).close()
 PY
@@ -58,4 +59,21 @@ redis_up() {
     --dir /var/lib/redis --logfile /var/log/redis/ci.log >/dev/null
   for _ in $(seq 50); do redis_answers && return 0; sleep 0.1; done
   return 1
+}
+
+drop_test_databases() {  # token: drop the test databases whose names hold it (this run's)
+  [ -n "${PG_BASE_URL:-}" ] || return 0
+  python - "$PG_BASE_URL/postgres" "$1" <<'PY' || true
+import sys, psycopg
+from psycopg import sql
+url, token = sys.argv[1], sys.argv[2]
+with psycopg.connect(url, autocommit=True, connect_timeout=3) as conn:
+    names = [row[0] for row in conn.execute(
+        "SELECT datname FROM pg_database WHERE datname LIKE 'test\\_%%' AND strpos(datname, %s) > 0",
+        [token])]
+    for name in names:
+        # A thread a test left behind may still hold a session: pytest-django could not drop it.
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+            sql.Identifier(name)))
+PY
 }

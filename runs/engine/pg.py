@@ -9,6 +9,8 @@ own transaction. SQLite has no data-modifying CTEs; it keeps the statements of
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from enum import Enum
 from functools import lru_cache
 from typing import Any
@@ -22,8 +24,7 @@ from runs.models import Run, RunEvent, StepRun
 _JSON = {"input", "output", "payload"}
 # psycopg prepares a statement by itself once it ran this many times: never, in effect.
 ONLY_WHEN_ASKED = 2**31 - 1
-# A new step row's own columns (besides run, step id and node type): their model defaults,
-# which a write of the same flush overrides, and their database types for the casts.
+# A step row's own columns (besides run, step id and node type).
 _STEP_KEYS = {"id", "run_id", "step_id", "node_type"}
 
 
@@ -33,6 +34,7 @@ def _plain(value: Any) -> Any:
 
 @lru_cache(maxsize=1)
 def _step_columns() -> list[tuple[str, Any, str]]:
+    """(column, model default, database type) of a step row's own columns."""
     from django.db import connection
 
     return [
@@ -42,13 +44,22 @@ def _step_columns() -> list[tuple[str, Any, str]]:
     ]
 
 
-class _Params(dict):
-    """Named parameters: parts of the statement are built out of textual order."""
+def _step_value(name: str, db_type: str) -> str:
+    """SQL for column `name` read from the JSON object `v.f` of one step's changes."""
+    if name in _JSON:
+        return f"NULLIF(v.f -> '{name}', 'null'::jsonb)"  # None is stored as SQL NULL
+    return f"(v.f ->> '{name}')::{db_type}"
 
-    def add(self, value: Any, column: str = "") -> str:
-        name = f"p{len(self)}"
-        self[name] = Jsonb(value) if column in _JSON and value is not None else value
-        return f"%({name})s"
+
+def _json(value: Any) -> str:
+    """Step changes and events as one JSON parameter (datetimes in full precision)."""
+    return json.dumps(value, separators=(",", ":"), default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def flush_statement(
@@ -63,111 +74,137 @@ def flush_statement(
     claim: Any = None,
 ) -> tuple[str, dict[str, Any]]:
     """The SQL and parameters; the statement returns (last_event_seq, status, owner,
-    step_executions, won) or no row. `events` come first, then the final event if it won."""
+    step_executions, won) or no row. `events` come first, then the final event if it won.
+
+    The step changes and the events travel as one JSON parameter each, so the statement has
+    one of three texts (claim, turn, final) whatever the run: psycopg converts it once and
+    PostgreSQL plans it once per connection.
+    """
     assert not (claim is not None and final is not None), "a run that ends at its claim"
-    p = _Params()
+    known = {name for name, _default, _type in _step_columns()}
+    unknown = {name for fields in writes.values() for name in fields} - known
+    assert not unknown, f"no step column for {unknown}"
+    params: dict[str, Any] = {
+        "run": run_id,
+        "owner": owner,
+        "executions": executions,
+        "count": len(events),
+        "now": now,
+        "events": _json([[type_, payload] for type_, payload in events]),
+    }
+    if claim is not None:
+        assert claim.new_steps, "a deferred claim always creates the run's step rows"
+        defaults = {name: default for name, default, _type in _step_columns()}
+        steps = [
+            {"id": step_id, "type": node_type, "f": {**defaults, **writes.get(step_id, {})}}
+            for step_id, node_type in claim.new_steps
+        ]
+        params.update(deadline=claim.deadline_at, stale=claim.stale_before)
+        kind = "claim"
+    else:
+        steps = [{"id": step_id, "f": fields} for step_id, fields in writes.items()]
+        kind = "turn"
+    if final is not None:
+        status, output, error, payload = final
+        params.update(
+            status=status,
+            output=Jsonb(output) if output is not None else None,
+            error=error,
+            final_type=f"run.{status}",
+            final_payload=Jsonb(payload),
+        )
+        kind = "final"
+    params["steps"] = _json(steps)
+    return _flush_sql(kind), params
+
+
+@lru_cache(maxsize=4)
+def _flush_sql(kind: str) -> str:
     run_table, step_table = Run._meta.db_table, StepRun._meta.db_table
     returning = "RETURNING r.last_event_seq, r.status, r.owner, r.step_executions"
-    ctes = []
-    if claim is not None:
-        ctes.append(
-            f"upd AS (UPDATE {run_table} r SET status = 'running', owner = {p.add(owner)}, "
-            f"heartbeat_at = {p.add(now)}, started_at = COALESCE(r.started_at, {p.add(now)}), "
-            f"deadline_at = COALESCE(r.deadline_at, {p.add(claim.deadline_at)}), "
-            f"last_event_seq = r.last_event_seq + {p.add(len(events))}, "
-            f"step_executions = r.step_executions + {p.add(executions)} "
-            f"WHERE r.id = {p.add(run_id)} AND (r.status = 'queued' OR (r.status = 'running' "
-            f"AND r.owner <> {p.add(owner)} AND (r.heartbeat_at IS NULL "
-            f"OR r.heartbeat_at < {p.add(claim.stale_before)}))) {returning}, FALSE AS won)"
+    won = "FALSE AS won"
+    if kind == "claim":
+        head = (
+            f"upd AS (UPDATE {run_table} r SET status = 'running', owner = %(owner)s, "
+            "heartbeat_at = %(now)s, started_at = COALESCE(r.started_at, %(now)s), "
+            "deadline_at = COALESCE(r.deadline_at, %(deadline)s), "
+            "last_event_seq = r.last_event_seq + %(count)s, "
+            "step_executions = r.step_executions + %(executions)s "
+            "WHERE r.id = %(run)s AND (r.status = 'queued' OR (r.status = 'running' "
+            "AND r.owner <> %(owner)s AND (r.heartbeat_at IS NULL "
+            f"OR r.heartbeat_at < %(stale)s))) {returning}, {won})"
         )
-    elif final is not None:
-        status, output, error, _payload = final
-        finals = ", ".join(p.add(s) for s in Run.FINAL_STATUSES)
-        ctes.append(
+    elif kind == "final":
+        finals = ", ".join(f"'{status}'" for status in Run.FINAL_STATUSES)
+        head = (
             f"prev AS (SELECT id, status NOT IN ({finals}) AS open FROM {run_table} "
-            f"WHERE id = {p.add(run_id)} AND owner = {p.add(owner)} FOR UPDATE)"
-        )
-        ctes.append(
+            "WHERE id = %(run)s AND owner = %(owner)s FOR UPDATE), "
             f"upd AS (UPDATE {run_table} r SET last_event_seq = r.last_event_seq + "
-            f"{p.add(len(events))} + CASE WHEN prev.open THEN 1 ELSE 0 END, "
-            f"step_executions = r.step_executions + {p.add(executions)}, "
-            f"status = CASE WHEN prev.open THEN {p.add(status)}::text ELSE r.status END, "
-            f"output = CASE WHEN prev.open THEN {p.add(output, 'output')}::jsonb "
-            "ELSE r.output END, "
-            f"error = CASE WHEN prev.open THEN {p.add(error)}::text ELSE r.error END, "
-            f"finished_at = CASE WHEN prev.open THEN {p.add(now)}::timestamptz "
-            f"ELSE r.finished_at END FROM prev WHERE r.id = prev.id {returning}, prev.open AS won)"
+            "%(count)s + CASE WHEN prev.open THEN 1 ELSE 0 END, "
+            "step_executions = r.step_executions + %(executions)s, "
+            "status = CASE WHEN prev.open THEN %(status)s::text ELSE r.status END, "
+            "output = CASE WHEN prev.open THEN %(output)s::jsonb ELSE r.output END, "
+            "error = CASE WHEN prev.open THEN %(error)s::text ELSE r.error END, "
+            "finished_at = CASE WHEN prev.open THEN %(now)s::timestamptz "
+            f"ELSE r.finished_at END FROM prev WHERE r.id = prev.id {returning}, "
+            "prev.open AS won)"
         )
     else:
-        ctes.append(
+        head = (
             f"upd AS (UPDATE {run_table} r SET last_event_seq = r.last_event_seq + "
-            f"{p.add(len(events))}, step_executions = r.step_executions + {p.add(executions)} "
-            f"WHERE r.id = {p.add(run_id)} AND r.owner = {p.add(owner)} {returning}, "
-            "FALSE AS won)"
+            "%(count)s, step_executions = r.step_executions + %(executions)s "
+            f"WHERE r.id = %(run)s AND r.owner = %(owner)s {returning}, {won})"
         )
-
-    if claim is not None and claim.new_steps:
-        ctes.append(_insert_steps(p, step_table, run_id, claim.new_steps, writes))
-    else:
-        for index, (step_id, fields) in enumerate(writes.items()):
-            assignments = ", ".join(f'"{name}" = {p.add(v, name)}' for name, v in fields.items())
-            ctes.append(
-                f"s{index} AS (UPDATE {step_table} SET {assignments} "
-                f"WHERE run_id = {p.add(run_id)} AND step_id = {p.add(step_id)} "
-                "AND EXISTS (SELECT 1 FROM upd))"
-            )
-
-    event_table = RunEvent._meta.db_table
-    columns = f"INSERT INTO {event_table} (run_id, seq, type, payload, created_at)"
-    if events:
-        rows = ", ".join(
-            f"({i}, {p.add(type_)}::text, {p.add(payload, 'payload')}::jsonb)"
-            for i, (type_, payload) in enumerate(events, 1)
-        )
-        ctes.append(
-            f"ev AS ({columns} SELECT {p.add(run_id)}, upd.last_event_seq - {p.add(len(events))}"
-            f" - CASE WHEN upd.won THEN 1 ELSE 0 END + v.i, v.t, v.p, {p.add(now)} "
-            f"FROM upd, (VALUES {rows}) AS v(i, t, p))"
-        )
-    if final is not None:
-        status, _output, _error, payload = final
-        ctes.append(
-            f"fin AS ({columns} SELECT {p.add(run_id)}, upd.last_event_seq, "
-            f"{p.add('run.' + status)}, {p.add(payload, 'payload')}, {p.add(now)} "
-            "FROM upd WHERE upd.won)"
-        )
-    sql = f"WITH {', '.join(ctes)} SELECT last_event_seq, status, owner, step_executions, won FROM upd"
-    return sql, p
-
-
-def _insert_steps(
-    p: _Params,
-    step_table: str,
-    run_id: int,
-    steps: list[tuple[str, str]],
-    writes: dict[str, dict[str, Any]],
-) -> str:
-    """A fresh run's step rows, each with what this flush writes to it: the rows do not exist
-    yet, and a CTE cannot update rows another CTE of the statement inserts."""
     columns = _step_columns()
-    names = [name for name, _default, _type in columns]
-    unknown = {name for fields in writes.values() for name in fields} - set(names)
-    assert not unknown, f"no column for {unknown}"
-    rows = []
-    for step_id, node_type in steps:
-        fields = writes.get(step_id, {})
-        cells = [f"{p.add(step_id)}::text", f"{p.add(node_type)}::text"]
-        cells += [
-            f"{p.add(fields.get(name, default), name)}::{db_type}"
-            for name, default, db_type in columns
-        ]
-        rows.append(f"({', '.join(cells)})")
-    column_list = ", ".join(f'"{n}"' for n in names)
-    return (
-        f"ins AS (INSERT INTO {step_table} (run_id, step_id, node_type, {column_list}) "
-        f"SELECT {p.add(run_id)}, v.* FROM upd, (VALUES {', '.join(rows)}) "
-        f"AS v(step_id, node_type, {column_list}))"
+    names = ", ".join(f'"{name}"' for name, _default, _type in columns)
+    if kind == "claim":
+        # The rows do not exist yet (a CTE cannot update rows another CTE inserts): each is
+        # inserted with this flush's changes over the model's defaults.
+        values = ", ".join(_step_value(name, db_type) for name, _default, db_type in columns)
+        steps = (
+            f"st AS (INSERT INTO {step_table} (run_id, step_id, node_type, {names}) "
+            f"SELECT %(run)s, v.id, v.type, {values} FROM upd, "
+            "jsonb_to_recordset(%(steps)s::jsonb) AS v(id text, type text, f jsonb))"
+        )
+    else:
+        # Only the columns a step's changes name: the others keep their value.
+        assignments = ", ".join(
+            f"\"{name}\" = CASE WHEN v.f ? '{name}' THEN {_step_value(name, db_type)} "
+            f'ELSE t."{name}" END'
+            for name, _default, db_type in columns
+        )
+        steps = (
+            f"st AS (UPDATE {step_table} t SET {assignments} FROM upd, "
+            "jsonb_to_recordset(%(steps)s::jsonb) AS v(id text, f jsonb) "
+            "WHERE t.run_id = %(run)s AND t.step_id = v.id)"
+        )
+    event_table = RunEvent._meta.db_table
+    insert = f"INSERT INTO {event_table} (run_id, seq, type, payload, created_at)"
+    # The events are numbered after the counter's old value: new value - count (- the final's).
+    events = (
+        f"ev AS ({insert} SELECT %(run)s, upd.last_event_seq - %(count)s "
+        "- CASE WHEN upd.won THEN 1 ELSE 0 END + e.n, e.item ->> 0, e.item -> 1, %(now)s "
+        "FROM upd, jsonb_array_elements(%(events)s::jsonb) WITH ORDINALITY AS e(item, n))"
     )
+    ctes = [head, steps, events]
+    if kind == "final":
+        ctes.append(
+            f"fin AS ({insert} SELECT %(run)s, upd.last_event_seq, %(final_type)s, "
+            "%(final_payload)s, %(now)s FROM upd WHERE upd.won)"
+        )
+    return (
+        f"WITH {', '.join(ctes)} SELECT last_event_seq, status, owner, step_executions, won "
+        "FROM upd"
+    )
+
+
+class _Params(dict):
+    """Named parameters, added as the statement is written."""
+
+    def add(self, value: Any, column: str = "") -> str:
+        name = f"p{len(self)}"
+        self[name] = Jsonb(value) if column in _JSON and value is not None else value
+        return f"%({name})s"
 
 
 def insert_run_statement(

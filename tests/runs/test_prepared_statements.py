@@ -6,7 +6,7 @@ from django.db import connection
 
 from runs import services
 from runs.models import Run
-from tests.runs.conftest import chain, make_workflow
+from tests.runs.conftest import chain, make_workflow, py
 
 pytestmark = [pytest.mark.tier2, pytest.mark.django_db(transaction=True)]
 
@@ -46,3 +46,29 @@ def test_it_prepares_nothing_when_the_setting_is_off(settings):
     connection.close()
     _run_twice()
     assert _prepared_on_this_connection() == []
+
+
+def test_it_writes_every_workflow_with_the_same_three_flush_statements():
+    connection.close()
+    _run_twice()
+    fan_out = make_workflow(
+        {
+            "slug": "prepared-fan-out",
+            "steps": [
+                py("a", "echo"),
+                py("b", "echo", depends_on=["a"]),
+                py("c", "echo", depends_on=["a"]),
+                py("d", "echo", depends_on=["b", "c"]),
+            ],
+        }
+    )
+    run = services.start_run(fan_out, input={})
+    services.execute_run(run.pk, executor_id="test-prepared")
+    run.refresh_from_db()
+    assert run.status == Run.Status.SUCCEEDED, run.error
+    assert [s.status for s in run.steps.all()] == ["succeeded"] * 4
+    # Claim, turn and final: the step changes and events are parameters, not statement text,
+    # so a worker serving many workflows keeps a bounded set of prepared statements.
+    flushes = {sql for sql in _prepared_on_this_connection() if sql.startswith("WITH ")}
+    flushes = {sql for sql in flushes if not sql.startswith("WITH r AS (INSERT")}
+    assert len(flushes) == 3
