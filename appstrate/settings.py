@@ -247,6 +247,10 @@ SCHEDULE_MISFIRE_GRACE_SECONDS = env.float("SCHEDULE_MISFIRE_GRACE_SECONDS", def
 SWEEP_SECONDS = env.float("SWEEP_SECONDS", default=5.0)
 DISPATCH_GRACE_SECONDS = env.float("DISPATCH_GRACE_SECONDS", default=5.0)
 REDISPATCH_AFTER_SECONDS = env.float("REDISPATCH_AFTER_SECONDS", default=300.0)
+# Every Celery worker's main process runs the same sweeps this often (they are safe to run in
+# many processes at once), so a deployment without `runscheduler` still recovers stranded and
+# orphaned runs; 0 turns it off.
+WORKER_SWEEP_SECONDS = env.float("WORKER_SWEEP_SECONDS", default=15.0)
 
 # Storage: local files in data/storage, or S3 via django-storages when S3_BUCKET is set.
 S3_ENDPOINT_URL = env.str("S3_ENDPOINT_URL", default="")

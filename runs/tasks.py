@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from celery.signals import worker_process_init, worker_ready
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
 from django.conf import settings
 from django.db import connections
 
@@ -51,3 +51,22 @@ def _keep_database_connections(**kwargs) -> None:
     for connection in connections.all(initialized_only=False):
         if connection.vendor == "postgresql":
             connection.settings_dict["CONN_MAX_AGE"] = settings.WORKER_CONN_MAX_AGE
+
+
+_sweeper = None
+
+
+@worker_ready.connect
+def _start_sweeping(**kwargs) -> None:
+    # Stranded and orphaned runs are recovered wherever workers run, scheduler or not.
+    global _sweeper
+    if settings.WORKER_SWEEP_SECONDS > 0:
+        from runs.sweeps import Sweeper
+
+        _sweeper = Sweeper(settings.WORKER_SWEEP_SECONDS).start()
+
+
+@worker_shutdown.connect
+def _stop_sweeping(**kwargs) -> None:
+    if _sweeper is not None:
+        _sweeper.stop()

@@ -48,6 +48,8 @@ def child_env(**overrides: str) -> dict[str, str]:
         # Fast heartbeats so a killed executor is noticed within seconds, not half a minute.
         HEARTBEAT_SECONDS="0.5",
         ORPHAN_AFTER_SECONDS="3",
+        # Workers sweep only in the tests about it: elsewhere a test's runs stay where it put them.
+        WORKER_SWEEP_SECONDS="0",
     )
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     env.update(overrides)

@@ -1,12 +1,14 @@
 """Nothing is lost between the database and the broker (tier 2, real processes)."""
 
 import sys
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from runs.models import Run
 from runs.services import start_run
-from tests.runs.test_scenarios import make_workflow, wait
+from tests.runs.test_scenarios import make_workflow, wait, wait_final
 from tests.tier2_processes import (
     CeleryWorker,
     ChildProcess,
@@ -54,6 +56,40 @@ def test_it_completes_a_run_started_while_the_broker_was_down(private_redis, dep
     run.refresh_from_db()
     assert run.status == Run.Status.SUCCEEDED, (run.error, worker.output()[-2000:])
     assert "Dispatched 1 stranded" in scheduler.output()
+
+
+@pytest.fixture
+def sweeping_worker(tmp_path):
+    """A worker that sweeps every half second, and no scheduler process anywhere."""
+    env = child_env(WORKER_SWEEP_SECONDS="0.5", DISPATCH_GRACE_SECONDS="0.5")
+    worker = CeleryWorker(tmp_path, env=env).start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+
+
+def test_a_worker_dispatches_a_stranded_run_without_a_scheduler(sweeping_worker):
+    workflow = make_workflow("worker-sweep", [wait(0, "a"), wait(0, "b", "a")])
+    run = start_run(workflow, input={}, submit=False)  # never handed to the broker
+    assert Run.objects.get(pk=run.pk).dispatched_at is None
+    run = wait_final(run, 30)
+    assert run.status == Run.Status.SUCCEEDED, (run.error, sweeping_worker.output()[-2000:])
+    assert "Dispatched 1 stranded" in sweeping_worker.output()
+
+
+def test_a_worker_continues_an_orphaned_run_without_a_scheduler(sweeping_worker):
+    from runs.engine.claims import claim_run
+
+    workflow = make_workflow("worker-orphan", [wait(0, "a"), wait(0, "b", "a")])
+    run = start_run(workflow, input={}, submit=False)
+    # An executor claims the run and dies before its first step: it never heartbeats again.
+    assert claim_run(run.pk, "dead-host:1:gone") is not None
+    Run.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
+    run = wait_final(run, 30)
+    assert run.status == Run.Status.SUCCEEDED, (run.error, sweeping_worker.output()[-2000:])
+    assert run.owner.startswith("celery@")
+    assert "lost its executor dead-host:1:gone" in sweeping_worker.output()
 
 
 def test_it_logs_the_startup_line_once_per_worker_start(celery_worker_process):
