@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connections
 
 from tests.tier2_processes import ChildProcess, child_env, unused_port, wait_for
 
@@ -89,6 +90,11 @@ def page():
         try:
             yield context.new_page()
         finally:
+            # While Playwright's loop runs in this thread, asgiref keeps Django's connections
+            # per context, apart from the thread's own that pytest-django closes: a session
+            # opened by the test (or a fixture) meanwhile would keep PostgreSQL from dropping
+            # the test database at the end.
+            connections.close_all()
             context.close()
             browser.close()
 
