@@ -103,9 +103,9 @@ def _cancel_child_on(cancel: threading.Event, child_id: int) -> threading.Event:
                 if cancel.wait(POLL_SECONDS):
                     from runs.services import cancel_run
 
-                    child = Run.objects.get(pk=child_id)
-                    with contextlib.suppress(RunNotCancellable):
-                        cancel_run(child)
+                    # Already final, or deleted meanwhile (pruned): nothing left to cancel.
+                    with contextlib.suppress(RunNotCancellable, Run.DoesNotExist):
+                        cancel_run(Run.objects.get(pk=child_id))
                     return
         finally:
             connections.close_all()
