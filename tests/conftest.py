@@ -18,12 +18,11 @@ def pytest_collection_modifyitems(config, items):
             config.hook.pytest_deselected(items=tier3)
             items[:] = [item for item in items if not item.get_closest_marker("tier3")]
     # Tier 2 tests need the services of the tier 2 pass; tier 0 tests are about the in-process
-    # executor of tiers 0 and 1, and sqlite tests about the tier 0 database itself. Each is
-    # deselected in the passes it does not belong to, not skipped, so a skip never hides a gap:
-    # bin/test runs every pass.
+    # executor of tiers 0 and 1; sqlite and postgresql tests are about that database itself.
+    # Each is deselected in the passes it does not belong to, not skipped, so a skip never
+    # hides a gap: bin/test runs every pass.
     other = {"tier0" if settings.REDIS_URL else "tier2"}
-    if settings.APPSTRATE_MODE.database != "sqlite":
-        other.add("sqlite")
+    other.add("sqlite" if settings.APPSTRATE_MODE.database != "sqlite" else "postgresql")
     keep, elsewhere = [], []
     for item in items:
         belongs_elsewhere = any(item.get_closest_marker(name) for name in other)

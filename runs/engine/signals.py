@@ -37,6 +37,9 @@ class RunHandle:
 _lock = threading.Lock()
 _active: dict[int, RunHandle] = {}
 _started_pid: int | None = None
+# Set when the last run of this process ends: the heartbeat thread then gives its database
+# connection back at once instead of at its next beat.
+_idle = threading.Event()
 
 
 def register(handle: RunHandle) -> None:
@@ -48,6 +51,8 @@ def register(handle: RunHandle) -> None:
 def unregister(run_id: int) -> None:
     with _lock:
         _active.pop(run_id, None)
+        if not _active:
+            _idle.set()
 
 
 def deliver_cancel(run_id: int) -> None:
@@ -74,7 +79,8 @@ def _ensure_started() -> None:
 
 def _heartbeat_forever() -> None:
     while True:
-        threading.Event().wait(max(float(settings.HEARTBEAT_SECONDS), 0.05))
+        _idle.wait(max(float(settings.HEARTBEAT_SECONDS), 0.05))
+        _idle.clear()
         try:
             heartbeat_once()
         except Exception:

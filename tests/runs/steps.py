@@ -97,5 +97,15 @@ def leak(secret: str, ctx=None) -> dict:
     return {"echo": secret}
 
 
-for _fn in (noop, echo, add, ledger, flaky, fatal, sleepy, big, not_json, log_lines, leak):
+def slow_heartbeats(seconds: float) -> dict:
+    """From now on the heartbeat thread beats every `seconds` (a test's `settings` restores it)."""
+    from django.conf import settings
+
+    settings.HEARTBEAT_SECONDS = seconds
+    return {}
+
+
+for _fn in (
+    noop, echo, add, ledger, flaky, fatal, sleepy, big, not_json, log_lines, leak, slow_heartbeats
+):  # fmt: skip
     register_function(_fn, f"enginetest.{_fn.__name__}")

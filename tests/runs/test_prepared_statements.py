@@ -8,7 +8,7 @@ from runs import services
 from runs.models import Run
 from tests.runs.conftest import chain, make_workflow, py
 
-pytestmark = [pytest.mark.tier2, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.postgresql, pytest.mark.django_db(transaction=True)]
 
 
 def _prepared_on_this_connection() -> list[str]:

@@ -4,6 +4,7 @@ import sys
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from runs import services
@@ -136,6 +137,33 @@ def test_it_retries_an_interrupted_step_marked_idempotent_by_policy():
 
     assert run.status == Run.Status.SUCCEEDED, run.error
     assert run.steps.get().attempt == 2
+
+
+@pytest.mark.postgresql
+def test_it_gives_the_heartbeat_connection_back_as_soon_as_the_last_run_ends(settings):
+    settings.HEARTBEAT_SECONDS = 0.05
+    steps = [
+        py("beating", "sleepy", {"seconds": 0.5}),  # the heartbeat thread opens its session
+        py("slow", "slow_heartbeats", {"seconds": 60}, depends_on=["beating"]),
+        # One more beat while the run is active, then the thread waits a minute.
+        py("after", "sleepy", {"seconds": 0.3}, depends_on=["slow"]),
+    ]
+    workflow = make_workflow({"slug": "idle-heartbeat", "steps": steps})
+    run = services.start_run(workflow)
+    services.execute_run(run.pk, executor_id="test-heartbeat")
+    assert Run.objects.get(pk=run.pk).status == Run.Status.SUCCEEDED
+
+    # Its next beat is a minute away, but an idle process holds no session of its own: the
+    # heartbeat thread closes its connection when the last run ends.
+    def others() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()"
+            )
+            return cursor.fetchone()[0]
+
+    wait_for(lambda: others() == 0, 3, message="the heartbeat thread to close its session")
 
 
 def test_it_leaves_a_run_alone_while_its_executor_heartbeats(settings):
