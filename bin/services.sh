@@ -15,7 +15,6 @@ apt_install() {
 pg_answers() {  # host port
   python - "$1" "$2" <<'PY' 2>/dev/null
 import sys, psycopg
-from psycopg import sql
 psycopg.connect(host=sys.argv[1], port=int(sys.argv[2]), user="postgres", dbname="postgres",
                 connect_timeout=3).close()
 PY

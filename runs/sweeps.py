@@ -9,19 +9,17 @@
   which continues them from their snapshot (completed steps never run again).
 
 The tier 0/1 in-process executor reads queued runs from the database itself; these sweeps are
-for executors that need a message (Celery). `manage.py runscheduler` runs them, and so does a
-`Sweeper` thread in every Celery worker's main process (WORKER_SWEEP_SECONDS).
+for executors that need a message (Celery). `manage.py runscheduler` runs them, and so does
+every Celery worker's main process (WORKER_SWEEP_SECONDS; workflows.scheduler).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import close_old_connections
 from django.db.models import Q
 from django.utils import timezone
 
@@ -103,30 +101,3 @@ def dispatch_orphaned_runs(executor, now: datetime) -> int:
             break  # the broker is down; the mark was cleared, the next sweep retries
         count += 1
     return count
-
-
-class Sweeper:
-    """The sweeps every `seconds` in a daemon thread (a Celery worker's main process)."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="appstrate-sweeper", daemon=True)
-
-    def start(self) -> Sweeper:
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self.stopping.set()
-        self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self.stopping.wait(self.seconds):
-            close_old_connections()  # a long-lived loop must notice a restarted database
-            try:
-                sweep_runs()
-            except Exception:
-                logger.exception("Sweeping runs failed; trying again in %g s", self.seconds)
-            finally:
-                close_old_connections()

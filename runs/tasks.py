@@ -60,10 +60,12 @@ _sweeper = None
 def _start_sweeping(**kwargs) -> None:
     # Stranded and orphaned runs are recovered wherever workers run, scheduler or not.
     global _sweeper
-    if settings.WORKER_SWEEP_SECONDS > 0:
-        from runs.sweeps import Sweeper
+    seconds = settings.WORKER_SWEEP_SECONDS
+    if seconds > 0:
+        from workflows.scheduler import Scheduler
 
-        _sweeper = Sweeper(settings.WORKER_SWEEP_SECONDS).start()
+        _sweeper = Scheduler(tick_seconds=seconds, sweep_seconds=seconds, fire_schedules=False)
+        _sweeper.start()
 
 
 @worker_shutdown.connect

@@ -2,7 +2,8 @@
 
 At tiers 0 and 1 the serving process runs it as a thread next to the in-process executor; at
 tier 2+ `manage.py runscheduler` runs it (as many as you like: every fire is claimed in the
-database, so two schedulers never start the same fire twice).
+database, so two schedulers never start the same fire twice), and every Celery worker's main
+process runs one that only sweeps (WORKER_SWEEP_SECONDS).
 """
 
 from __future__ import annotations
@@ -21,9 +22,16 @@ logger = logging.getLogger("workflows")
 
 
 class Scheduler:
-    def __init__(self, *, tick_seconds: float | None = None, sweep_seconds: float | None = None):
+    def __init__(
+        self,
+        *,
+        tick_seconds: float | None = None,
+        sweep_seconds: float | None = None,
+        fire_schedules: bool = True,
+    ):
         self.tick_seconds = tick_seconds or settings.SCHEDULER_TICK_SECONDS
         self.sweep_seconds = sweep_seconds or settings.SWEEP_SECONDS
+        self.fire_schedules = fire_schedules
         self.stopping = threading.Event()
         self._next_sweep = 0.0
         self._thread: threading.Thread | None = None
@@ -33,7 +41,7 @@ class Scheduler:
         # A long-lived loop must notice a database that restarted meanwhile.
         close_old_connections()
         try:
-            started = fire_due_schedules()
+            started = fire_due_schedules() if self.fire_schedules else 0
             if time.monotonic() >= self._next_sweep:
                 self._next_sweep = time.monotonic() + self.sweep_seconds
                 sweep_runs()
@@ -52,9 +60,8 @@ class Scheduler:
 
     def start(self) -> None:
         """Run in a daemon thread of this process (tiers 0 and 1)."""
-        self._thread = threading.Thread(
-            target=self.run_forever, name="appstrate-scheduler", daemon=True
-        )
+        name = "appstrate-scheduler" if self.fire_schedules else "appstrate-sweeper"
+        self._thread = threading.Thread(target=self.run_forever, name=name, daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:

@@ -44,6 +44,11 @@ def _step_columns() -> list[tuple[str, Any, str]]:
     ]
 
 
+@lru_cache(maxsize=1)
+def _step_defaults() -> dict[str, Any]:
+    return {name: default for name, default, _type in _step_columns()}
+
+
 def _step_value(name: str, db_type: str) -> str:
     """SQL for column `name` read from the JSON object `v.f` of one step's changes."""
     if name in _JSON:
@@ -81,8 +86,8 @@ def flush_statement(
     PostgreSQL plans it once per connection.
     """
     assert not (claim is not None and final is not None), "a run that ends at its claim"
-    known = {name for name, _default, _type in _step_columns()}
-    unknown = {name for fields in writes.values() for name in fields} - known
+    defaults = _step_defaults()
+    unknown = {name for fields in writes.values() for name in fields} - defaults.keys()
     assert not unknown, f"no step column for {unknown}"
     params: dict[str, Any] = {
         "run": run_id,
@@ -94,7 +99,6 @@ def flush_statement(
     }
     if claim is not None:
         assert claim.new_steps, "a deferred claim always creates the run's step rows"
-        defaults = {name: default for name, default, _type in _step_columns()}
         steps = [
             {"id": step_id, "type": node_type, "f": {**defaults, **writes.get(step_id, {})}}
             for step_id, node_type in claim.new_steps
