@@ -140,7 +140,7 @@ def test_it_retries_an_interrupted_step_marked_idempotent_by_policy():
 
 
 # Tier 1 only: it counts the sessions on the test database, and at tier 2 Celery workers that
-# other tests started keep theirs.
+# tests start meanwhile open theirs.
 @pytest.mark.tier0
 @pytest.mark.postgresql
 def test_it_gives_the_heartbeat_connection_back_as_soon_as_the_last_run_ends(settings):
@@ -153,21 +153,28 @@ def test_it_gives_the_heartbeat_connection_back_as_soon_as_the_last_run_ends(set
     ]
     workflow = make_workflow({"slug": "idle-heartbeat", "steps": steps})
     run = services.start_run(workflow)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT now()")
+        (started,) = cursor.fetchone()
     try:
         services.execute_run(run.pk, executor_id="test-heartbeat")
         assert Run.objects.get(pk=run.pk).status == Run.Status.SUCCEEDED
 
         # Its next beat is a minute away, but an idle process holds no session of its own:
-        # the heartbeat thread closes its connection when the last run ends.
-        def others() -> int:
+        # the heartbeat thread closes the connection it opened during the run when the run
+        # ends. (Sessions opened before this test are someone else's.)
+        def opened_meanwhile() -> int:
             with connection.cursor() as cursor:
                 cursor.execute(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND pid <> pg_backend_pid()"
+                    "AND pid <> pg_backend_pid() AND backend_start >= %s",
+                    [started],
                 )
                 return cursor.fetchone()[0]
 
-        wait_for(lambda: others() == 0, 10, message="the heartbeat thread to close its session")
+        wait_for(
+            lambda: opened_meanwhile() == 0, 10, message="the heartbeat thread to close its session"
+        )
     finally:
         # Later tests need beats again: the end of another run wakes the thread, which then
         # reads the usual interval instead of sleeping out its minute.
